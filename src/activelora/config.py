@@ -1,0 +1,327 @@
+"""Experiment configuration: defaults, then an optional YAML file, then flags.
+
+Each section is a dataclass that validates itself in ``__post_init__`` and names the field
+and the value it got. Unknown keys fail with their name and the nearest valid one.
+peft's LoRA settings live in one nested section (``lora``) that is passed to
+``peft.LoraConfig`` as it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _check(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(f"{where}: {message}")
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m"  # the embedded default, a Hugging Face id, or a local folder
+    trust_remote_code: bool = False  # only when the user asks
+    dtype: str = "float32"  # float32 | bfloat16
+    chat_template: bool = False  # wrap prompts in the tokenizer's chat template
+
+    def __post_init__(self) -> None:
+        _check(self.dtype in ("float32", "bfloat16"), "model.dtype",
+               f"must be float32 or bfloat16, got {self.dtype!r}")
+
+
+@dataclass
+class LoraSection:
+    """Passed to ``peft.LoraConfig`` unchanged. ``lora_dropout`` is STAR's dropout on the
+    input of the A matrices; it is also what Monte-Carlo dropout samples at scoring time."""
+
+    r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.r, int) and self.r > 0, "lora.r", f"must be a positive integer, got {self.r!r}")
+        _check(0.0 <= self.lora_dropout < 1.0, "lora.lora_dropout",
+               f"must be in [0, 1), got {self.lora_dropout!r}")
+        _check(bool(self.target_modules), "lora.target_modules", "must name at least one module")
+
+
+@dataclass
+class RegularizationConfig:
+    """STAR's hybrid regularisation (Zhang et al. 2024, Sec. 3.3).
+
+    ``b_l2_mode``: ``decay`` = decoupled weight decay on a parameter group holding only the
+    B matrices (the authors' code: 0.5 on B, 0 on A); ``penalty`` = ``b_l2_penalty * sum ||B||^2``
+    added to the loss; ``none`` = off. The A-input dropout is ``lora.lora_dropout``.
+    ``apply``: which runs train with it: ``star`` (strategies that declare it), ``all`` or ``none``.
+    """
+
+    apply: str = "star"
+    b_l2_mode: str = "decay"
+    b_weight_decay: float = 0.5
+    b_l2_penalty: float = 1e-3
+
+    def __post_init__(self) -> None:
+        _check(self.apply in ("star", "all", "none"), "regularization.apply",
+               f"must be star, all or none, got {self.apply!r}")
+        _check(self.b_l2_mode in ("decay", "penalty", "none"), "regularization.b_l2_mode",
+               f"must be decay, penalty or none, got {self.b_l2_mode!r}")
+        _check(self.b_weight_decay >= 0, "regularization.b_weight_decay", "must be >= 0")
+        _check(self.b_l2_penalty >= 0, "regularization.b_l2_penalty", "must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    epochs: float = 2.0
+    learning_rate: float = 5e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0  # on A (and B when b_l2_mode is not decay)
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    bf16: bool = False
+    max_length: int = 256
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, "train.epochs", f"must be > 0, got {self.epochs!r}")
+        _check(self.learning_rate > 0, "train.learning_rate", f"must be > 0, got {self.learning_rate!r}")
+        _check(self.batch_size > 0, "train.batch_size", f"must be > 0, got {self.batch_size!r}")
+        _check(self.grad_accum > 0, "train.grad_accum", f"must be > 0, got {self.grad_accum!r}")
+        _check(0 <= self.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio!r}")
+        _check(self.max_length > 8, "train.max_length", f"must be > 8, got {self.max_length!r}")
+
+
+@dataclass
+class DataConfig:
+    source: str = "arith"  # arith | a .jsonl/.json/.csv file or folder | a Hugging Face dataset name
+    task: str | None = None  # None: inferred from the source
+    train_split: str = "train"
+    test_split: str = "test"
+    limit: int | None = None  # rows of the train split (the pool)
+    test_limit: int | None = None
+    question_field: str = "question"
+    answer_field: str = "answer"
+    id_field: str = "id"
+    seed: int = 0  # for the arith generator
+
+    def __post_init__(self) -> None:
+        for name in ("limit", "test_limit"):
+            value = getattr(self, name)
+            _check(value is None or (isinstance(value, int) and value > 0), f"data.{name}",
+                   f"must be a positive integer, got {value!r}")
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 32
+    max_new_tokens: int | None = None  # None: the task's own
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "eval.batch_size", f"must be > 0, got {self.batch_size!r}")
+
+
+@dataclass
+class ScoreConfig:
+    measure: str = "entropy"  # entropy | pe | lc | bald | vote
+    target: str = "generated"  # generated | gold (gold needs labels: simulation only)
+    mc_samples: int = 1
+    normalize: bool = False  # mean per token instead of sum
+    batch_size: int = 16
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.target in ("generated", "gold"), "score.target",
+               f"must be generated or gold, got {self.target!r}")
+        _check(self.mc_samples >= 1, "score.mc_samples", f"must be >= 1, got {self.mc_samples!r}")
+        _check(self.batch_size > 0, "score.batch_size", f"must be > 0, got {self.batch_size!r}")
+
+
+@dataclass
+class StrategyConfig:
+    measure: str = "entropy"  # the uncertainty measure inside uncertainty strategies and STAR
+    mc_samples: int = 3  # STAR's K
+    schedule: str = "linear"  # linear | cosine | exponential | constant
+    schedule_step: float = 0.1  # linear: lambda_t = 1 - step*(t+1)
+    schedule_rate: float = 0.5  # exponential: lambda_t = rate**(t+1)
+    schedule_rounds: int = 10  # cosine: rounds to fall from 1 to 0
+    constant_lambda: float = 0.5
+    dynamic: bool = True  # ablation: False = lambda_t fixed at constant_lambda
+    mc_dropout: bool = True  # ablation: False = one deterministic pass
+    b_l2: bool = True  # ablation: False = no L2 on B when training
+    diversity_factor: float = 0.0  # > 1: take top factor*n, then k-center greedy to n
+
+    def __post_init__(self) -> None:
+        _check(self.mc_samples >= 1, "strategy.mc_samples", f"must be >= 1, got {self.mc_samples!r}")
+        _check(self.schedule_step > 0, "strategy.schedule_step", "must be > 0")
+        _check(0 < self.schedule_rate < 1, "strategy.schedule_rate", "must be in (0, 1)")
+        _check(0 <= self.constant_lambda <= 1, "strategy.constant_lambda", "must be in [0, 1]")
+        _check(self.diversity_factor == 0 or self.diversity_factor > 1, "strategy.diversity_factor",
+               f"must be 0 (off) or > 1, got {self.diversity_factor!r}")
+
+
+@dataclass
+class LoopConfig:
+    strategies: list[str] = field(default_factory=lambda: ["random", "star"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    initial: int = 32  # initial labelled set (round 0), random and seeded
+    query_size: int = 32  # labels bought per round
+    rounds: int = 3  # query rounds after the initial set
+    budget: int | None = None  # total labels; stops early when spent
+    target_accuracy: float | None = None  # stop once reached
+    warm_start: bool = False  # False: a fresh adapter every round (the paper)
+    pool_limit: int | None = 384  # unlabelled pool size (None: the whole train split)
+    test_limit: int | None = 100
+    probe_size: int = 32  # held-out labelled probe for the uncertainty-gap metrics (0: off)
+
+    def __post_init__(self) -> None:
+        _check(bool(self.strategies), "loop.strategies", "must name at least one strategy")
+        _check(bool(self.seeds), "loop.seeds", "must name at least one seed")
+        _check(self.initial > 0, "loop.initial", f"must be > 0, got {self.initial!r}")
+        _check(self.query_size > 0, "loop.query_size", f"must be > 0, got {self.query_size!r}")
+        _check(self.rounds >= 0, "loop.rounds", f"must be >= 0, got {self.rounds!r}")
+        _check(self.probe_size >= 0, "loop.probe_size", f"must be >= 0, got {self.probe_size!r}")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraSection = field(default_factory=LoraSection)
+    regularization: RegularizationConfig = field(default_factory=RegularizationConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _nearest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    return f" (nearest valid: {close[0]!r})" if close else f" (valid: {', '.join(valid)})"
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check a YAML/flag value against a field's type; ints are accepted for floats."""
+    text = str(annotation)
+    if value is None:
+        _check("None" in text or "Optional" in text, where, "may not be null")
+        return None
+    if annotation is bool or text == "bool":
+        _check(isinstance(value, bool), where, f"must be true or false, got {value!r}")
+        return value
+    if "float" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if text.startswith("int") or text == "int | None" or annotation is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), where,
+               f"must be an integer, got {value!r}")
+        return value
+    if "list" in text:
+        _check(isinstance(value, list), where, f"must be a list, got {value!r}")
+        return value
+    if "str" in text:
+        _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where,
+               f"must be a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _apply_section(section: Any, values: dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(type(section))
+    valid = [f.name for f in dataclasses.fields(section)]
+    updates = {}
+    for key, value in values.items():
+        where = f"{prefix}.{key}"
+        if key not in valid:
+            raise ConfigError(f"unknown config key {where!r}{_nearest(key, valid)}")
+        updates[key] = _coerce(value, hints[key], where)
+    try:
+        return dataclasses.replace(section, **updates)
+    except TypeError as exc:  # pragma: no cover - guarded by the key check above
+        raise ConfigError(f"{prefix}: {exc}") from None
+
+
+def merge(config: Config, overrides: dict[str, Any], source: str = "config") -> Config:
+    """Return ``config`` with the nested ``overrides`` applied, validating every key."""
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"{source}: must be a mapping of sections, got {type(overrides).__name__}")
+    sections = [f.name for f in dataclasses.fields(config)]
+    result = config
+    for name, values in overrides.items():
+        if name not in sections:
+            raise ConfigError(f"{source}: unknown config section {name!r}{_nearest(str(name), sections)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {name!r} must be a mapping, got {values!r}")
+        try:
+            updated = _apply_section(getattr(result, name), values, name)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+        result = dataclasses.replace(result, **{name: updated})
+    return result
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{line} invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def parse_set(assignments: list[str]) -> dict[str, Any]:
+    """``["train.epochs=3", "lora.r=8"]`` -> ``{"train": {"epochs": 3}, "lora": {"r": 8}}``.
+
+    Values are parsed as YAML scalars/lists, so ``3`` is an int and ``[a, b]`` a list.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.epochs=3")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: cannot parse the value {raw!r}") from None
+        result.setdefault(section, {})[name] = value
+    return result
+
+
+def build_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults, then ``config_file`` (YAML), then ``overrides`` (from flags)."""
+    config = Config()
+    if config_file is not None:
+        config = merge(config, load_yaml(config_file), source=str(config_file))
+    if overrides:
+        config = merge(config, overrides, source="flags")
+    return config
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a config saved with :meth:`Config.to_dict` (e.g. from a run directory)."""
+    return merge(Config(), data, source="saved config")
