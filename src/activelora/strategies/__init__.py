@@ -1,0 +1,28 @@
+"""Query strategies: random, passive, naive uncertainty, subtract, STAR (+ ablations); registry.
+
+Look one up with :func:`get_strategy`; ``STRATEGIES.names()`` lists them.
+"""
+
+from .base import STRATEGIES, Needs, PoolView, Selection, Strategy, get_strategy, rank, register
+from .builtin import MC_MEASURES, UNCERTAINTY_MEASURES
+from .diversity import candidate_count, k_center_greedy
+from .normalize import min_max_normalize
+from .schedules import SCHEDULES, make_schedule
+
+__all__ = [
+    "MC_MEASURES",
+    "Needs",
+    "PoolView",
+    "SCHEDULES",
+    "STRATEGIES",
+    "Selection",
+    "Strategy",
+    "UNCERTAINTY_MEASURES",
+    "candidate_count",
+    "get_strategy",
+    "k_center_greedy",
+    "make_schedule",
+    "min_max_normalize",
+    "rank",
+    "register",
+]

@@ -1,0 +1,67 @@
+"""Command line: ``activelora <command> ...``. ``main(argv) -> int`` is what tests call.
+
+Each command lives in ``activelora.commands.<name>`` and exposes ``add_arguments(parser)``
+and ``run(args) -> int``. User mistakes (ActiveLoraError) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import ActiveLoraError
+
+# name -> one-line help; the module is activelora.commands.<name>
+COMMANDS = {
+    "train": "train a LoRA adapter on labelled data",
+    "evaluate": "evaluate a model (and optional adapter) on labelled data",
+    "score": "score examples by uncertainty (label-free by default)",
+    "run": "run an active-learning experiment (resumable)",
+    "compare": "compare finished runs: learning curves, AULC, labels to target",
+    "probe": "probe the uncertainty gap and calibration of a model",
+}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (not usage + error) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="activelora",
+        description="Data-efficient LoRA fine-tuning with active learning (STAR).",
+    )
+    parser.add_argument("--version", action="version", version=f"activelora {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
+    for name, help_text in COMMANDS.items():
+        module = importlib.import_module(f".commands.{name}", __package__)
+        command = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        module.add_arguments(command)
+        command.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except ActiveLoraError as exc:
+        print(f"activelora {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"activelora {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_entry() -> None:  # console script
+    sys.exit(main())

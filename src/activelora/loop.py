@@ -1,0 +1,381 @@
+"""The active-learning loop: one resumable run per (strategy, seed).
+
+Round ``r`` of a run (see :mod:`activelora.rundir` for the durable state machine):
+
+1. **select**  the batch: round 0 is the seeded random initial set (the whole pool for
+   passive learning); later rounds ask the strategy, from the scores of step 5 before;
+2. **label**   the batch through the oracle (the simulation reveals the gold answers);
+3. **train**   LoRA on every label so far: a fresh adapter each round (cold start, as in
+   the paper) or the previous one (warm start);
+4. **evaluate** on the test split: accuracy, calibration; gap metrics on the probe set;
+5. **score**   the unlabelled pool with what the strategy declared it needs.
+
+Every step writes its outputs atomically and then records itself in ``state.json``, so
+re-running the same command after a crash (even SIGKILL) continues after the last
+completed step with the same selections. The loop never looks at a strategy's type: it
+computes what ``Strategy.needs()`` asks for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .config import Config
+from .data.example import Example
+from .errors import ConfigError, PoolExhaustedError
+from .evaluation import EvalResult, evaluate
+from .models.lora import load_adapter_weights, reset_lora, save_adapter, set_lora_dropout_rate
+from .oracle import Oracle, SimulatedOracle
+from .probes import calibration_report, gap_report
+from .rundir import RunState, atomic_write_json, atomic_write_text, read_jsonl
+from .strategies import Needs, PoolView, Strategy, get_strategy
+from .training import Regularization, train_lora
+from .uncertainty import score_pool
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """The three disjoint example sets of an experiment."""
+
+    task: object
+    pool: list[Example]  # unlabelled pool (answers hidden behind the oracle)
+    test: list[Example]  # evaluation split
+    probe: list[Example]  # held-out labelled probe for the uncertainty-gap metrics
+
+    def fingerprint(self) -> dict:
+        return {"pool": len(self.pool), "test": len(self.test), "probe": len(self.probe)}
+
+
+def round_dir(run_dir: Path, r: int) -> Path:
+    return run_dir / f"round-{r}"
+
+
+def run_seed(seed: int, r: int, salt: int = 0) -> int:
+    """A distinct, reproducible torch seed per (run seed, round, purpose)."""
+    return (seed * 1_000_003 + r * 1_009 + salt) % (2**31)
+
+
+class ActiveLearningRun:
+    """One strategy with one seed, in its own run directory, on a shared loaded model."""
+
+    def __init__(self, config: Config, strategy_name: str, seed: int, run_dir: Path,
+                 data: ExperimentData, model, tokenizer, *, oracle: Oracle | None = None,
+                 restart: bool = False, progress: bool = True):
+        self.config = config
+        self.strategy: Strategy = get_strategy(strategy_name, config.strategy)
+        self.strategy_name = strategy_name
+        self.needs: Needs = self.strategy.needs()
+        self.needs.check_dropout(config.lora.lora_dropout)
+        self.seed = seed
+        self.run_dir = Path(run_dir)
+        self.data = data
+        self.model = model
+        self.tokenizer = tokenizer
+        self.oracle = oracle or SimulatedOracle(data.pool)
+        self.progress = progress
+        self.pool_by_id = {ex.id: ex for ex in data.pool}
+        self._adapter_round: int | None = None  # which round's adapter the model holds now
+        run_config = {**config.to_dict(), "run": {"strategy": strategy_name, "seed": seed,
+                                                  "data": data.fingerprint()}}
+        if restart and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.state = RunState.load_or_create(self.run_dir, run_config, restart=restart)
+        atomic_write_json(self.run_dir / "config.json", run_config)
+
+    # ------------------------------------------------------------------ plan
+
+    @property
+    def max_rounds(self) -> int:
+        return 0 if self.needs.trains_on_whole_pool else self.config.loop.rounds
+
+    def regularization(self) -> Regularization:
+        """STAR's hybrid regularisation for strategies that declare it, else plain LoRA."""
+        reg = self.config.regularization
+        return Regularization(
+            a_dropout=self.config.lora.lora_dropout if self.needs.hybrid_active(reg) else 0.0,
+            b_l2_mode=self.needs.b_l2_mode(reg), b_weight_decay=reg.b_weight_decay,
+            b_l2_penalty=reg.b_l2_penalty,
+        )
+
+    def unlabeled_ids(self) -> list[str]:
+        taken = set(self.state.selected_ids())
+        return [ex.id for ex in self.data.pool if ex.id not in taken]
+
+    def next_batch_size(self) -> int:
+        """Labels the next query may buy: query_size, cut to what the budget has left."""
+        n = self.config.loop.query_size
+        if self.config.loop.budget is not None:
+            n = min(n, self.config.loop.budget - len(self.state.selected_ids()))
+        return max(0, min(n, len(self.unlabeled_ids())))
+
+    def should_stop(self, r: int, accuracy: float) -> str | None:
+        loop = self.config.loop
+        if r >= self.max_rounds:
+            return "rounds"
+        if loop.target_accuracy is not None and accuracy >= loop.target_accuracy:
+            return "target accuracy"
+        if self.next_batch_size() == 0:
+            return "budget" if loop.budget is not None else "pool exhausted"
+        return None
+
+    # ------------------------------------------------------------------ steps
+
+    def step_select(self) -> None:
+        r = len(self.state.rounds)
+        rng = np.random.default_rng([self.seed, r])
+        ids = self.unlabeled_ids()
+        if r == 0:
+            n = len(ids) if self.needs.trains_on_whole_pool else self.config.loop.initial
+            if n > len(ids):
+                raise PoolExhaustedError(n, len(ids), where="pool for the initial labelled set")
+            chooser = self.strategy if self.needs.trains_on_whole_pool else get_strategy("random", self.config.strategy)
+            selection = chooser.select(PoolView(ids=ids, rng=rng, round_index=0), n)
+            self.state.add_round(selection.ids, selection.scores, info={"initial": True, **selection.info})
+            return
+        pool = self._load_pool_view(r - 1, rng)
+        selection = self.strategy.select(pool, self.next_batch_size())
+        lam = selection.info.get("lambda")
+        atomic_write_json(round_dir(self.run_dir, r) / "selection.json", {
+            "round": r, "strategy": self.strategy_name, "ids": selection.ids,
+            "scores": selection.scores, "lambda": lam, "info": selection.info,
+        })
+        self.state.add_round(selection.ids, selection.scores, lambda_=lam, info=selection.info)
+
+    def step_label(self) -> None:
+        pending = self.state.pending_label_ids()
+        labels = self.oracle.label(pending)
+        # An id the oracle leaves out is recorded as "ignored" (None): it leaves the pool.
+        self.state.add_labels({i: labels.get(i) for i in pending})
+        self.state.set_phase("label")
+
+    def labeled_examples(self) -> list[Example]:
+        return [replace(self.pool_by_id[i], answer=a) for i, a in self.state.training_labels().items()]
+
+    def step_train(self, r: int) -> None:
+        examples = self.labeled_examples()
+        folder = round_dir(self.run_dir, r)
+        if self.config.loop.warm_start and r > 0:
+            load_adapter_weights(self.model, folder.parent / f"round-{r - 1}" / "adapter")
+        else:
+            reset_lora(self.model, run_seed(self.seed, r, salt=1))
+        train_cfg = replace(self.config.train, seed=run_seed(self.seed, r, salt=2))
+        started = time.time()
+        result = train_lora(self.model, self.tokenizer, self.data.task, examples, train_cfg,
+                            self.regularization(), chat_template=self.config.model.chat_template,
+                            progress=f"round {r} train" if self.progress else False)
+        adapter = folder / "adapter"
+        if adapter.exists():
+            shutil.rmtree(adapter)
+        staging = folder / ".adapter.tmp"
+        if staging.exists():
+            shutil.rmtree(staging)
+        save_adapter(self.model, staging)
+        staging.rename(adapter)
+        atomic_write_json(folder / "train.json", {
+            "examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
+            "seconds": round(time.time() - started, 2), "regularization": self.regularization().__dict__,
+        })
+        self.state.set_phase("train")
+
+    def _ensure_adapter(self, r: int) -> None:
+        """After a resume, the model must hold round r's trained adapter."""
+        if self._adapter_round != r:
+            load_adapter_weights(self.model, round_dir(self.run_dir, r) / "adapter")
+            self._adapter_round = r
+
+    def _score(self, examples: Sequence[Example], *, base: bool, mc_samples: int, r: int,
+               hidden: bool = False, label: str = "score"):
+        set_lora_dropout_rate(self.model, self.config.lora.lora_dropout)
+        torch.manual_seed(run_seed(self.seed, r, salt=3 if not base else 4))
+        sc = self.config.score
+        return score_pool(
+            self.model, self.tokenizer, self.data.task, list(examples),
+            measure=self.needs.measure or self.config.strategy.measure, target="generated",
+            mc_samples=mc_samples, normalize=sc.normalize, batch_size=sc.batch_size,
+            max_new_tokens=sc.max_new_tokens, chat_template=self.config.model.chat_template,
+            base=base, cache=base, progress=f"round {r} {label}" if self.progress else False,
+            seed=run_seed(self.seed, r, salt=5), return_hidden=hidden,
+        )
+
+    def step_evaluate(self, r: int) -> dict:
+        self._ensure_adapter(r)
+        folder = round_dir(self.run_dir, r)
+        started = time.time()
+        result: EvalResult = evaluate(
+            self.model, self.tokenizer, self.data.task, self.data.test,
+            batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
+            chat_template=self.config.model.chat_template,
+            progress=f"round {r} evaluate" if self.progress else False)
+        atomic_write_text(folder / "predictions.jsonl",
+                          "".join(json.dumps(p.to_dict()) + "\n" for p in result.predictions))
+        record = self.state.rounds[r]
+        row = {
+            "round": r, "labeled": len(self.state.training_labels()), "accuracy": result.accuracy,
+            "n_test": result.n, "strategy": self.strategy_name, "seed": self.seed,
+            "lambda": record.lambda_,
+            "train_loss": json.loads((folder / "train.json").read_text()).get("final_loss"),
+        }
+        calib = calibration_report([p.confidence for p in result.predictions],
+                                   [p.correct for p in result.predictions])
+        row.update({k: calib[k] for k in ("ece", "ece_equal_mass", "mce", "brier", "nll", "mean_confidence")})
+        if self.data.probe:
+            row.update(self.probe_gap(r))
+        row["eval_seconds"] = round(time.time() - started, 2)
+        atomic_write_json(folder / "metrics.json", row)
+        self._rewrite_metrics_log()
+        return row
+
+    def probe_gap(self, r: int) -> dict:
+        """Uncertainty-gap metrics of round r's model on the held-out labelled probe set."""
+        probe = self.data.probe
+        full = evaluate(self.model, self.tokenizer, self.data.task, probe,
+                        batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
+                        chat_template=self.config.model.chat_template, progress=False)
+        u_full = self._score(probe, base=False, mc_samples=1, r=r, label="probe")
+        u_base = self._score(probe, base=True, mc_samples=1, r=r, label="probe base")
+        gap = gap_report([s.score for s in u_base], [s.score for s in u_full],
+                         [p.correct for p in full.predictions])
+        return {f"gap_{k}": gap[k] for k in ("spearman", "kendall", "auroc_base", "auroc_full")} | {
+            "probe_accuracy": full.accuracy}
+
+    def _rewrite_metrics_log(self) -> None:
+        """metrics.jsonl from the per-round files: idempotent, so a resume never duplicates."""
+        rows = []
+        for record in self.state.rounds:
+            path = round_dir(self.run_dir, record.round) / "metrics.json"
+            if path.is_file():
+                rows.append(json.loads(path.read_text()))
+        atomic_write_text(self.run_dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+
+    def step_score(self, r: int) -> None:
+        """Score the unlabelled pool for the next selection and keep the scores on disk."""
+        self._ensure_adapter(r)
+        ids = self.unlabeled_ids()
+        examples = [self.pool_by_id[i] for i in ids]
+        needs = self.needs
+        out = {"ids": ids}
+        if needs.full_scores:
+            scored = self._score(examples, base=False, mc_samples=needs.mc_samples, r=r,
+                                 hidden=needs.hidden_states, label="score pool")
+            out["full_scores"] = [s.score for s in scored]
+            out["full_samples"] = [s.samples for s in scored]
+            if needs.hidden_states:
+                out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
+        if needs.base_scores:
+            base = self._score(examples, base=True, mc_samples=1, r=r, label="score base")
+            out["base_scores"] = [s.score for s in base]
+        if needs.hidden_states and "embeddings" not in out:
+            scored = self._score(examples, base=False, mc_samples=1, r=r, hidden=True, label="embed pool")
+            out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
+        atomic_write_json(round_dir(self.run_dir, r) / "pool_scores.json", out)
+        self.state.set_phase("score")
+
+    def _load_pool_view(self, r: int, rng: np.random.Generator) -> PoolView:
+        saved = json.loads((round_dir(self.run_dir, r) / "pool_scores.json").read_text())
+        ids = saved["ids"]
+        if ids != self.unlabeled_ids():  # pragma: no cover - guarded by the state machine
+            raise ConfigError(f"{self.run_dir}: saved pool scores do not match the unlabelled pool")
+        arrays = {k: np.asarray(saved[k], dtype=np.float64) for k in ("full_scores", "base_scores", "embeddings")
+                  if k in saved}
+        return PoolView(ids=ids, rng=rng, round_index=r, **arrays)
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self, bar: tqdm | None = None) -> list[dict]:
+        """Run (or resume) to the end; returns the metrics rows."""
+        state = self.state
+        while not state.done:
+            step = state.next_step()
+            r = state.current_round if step != "select" else len(state.rounds)
+            if bar is not None:
+                bar.set_postfix_str(f"{self.strategy_name} seed {self.seed} round {r}: {step}")
+            if step == "select":
+                self.step_select()
+            elif step == "label":
+                self.step_label()
+            elif step == "train":
+                self.step_train(r)
+                self._adapter_round = r
+                if bar is not None:
+                    bar.update(1)
+            elif step == "evaluate":
+                row = self.step_evaluate(r)
+                reason = self.should_stop(r, row["accuracy"])
+                if reason:
+                    log.info("%s: stopping after round %d (%s)", self.run_dir, r, reason)
+                    state.set_phase("done")
+                else:
+                    state.set_phase("evaluate")
+            elif step == "score":
+                self.step_score(r)
+        return read_jsonl(self.run_dir / METRICS_FILE)
+
+
+# ---------------------------------------------------------------------- experiments
+
+
+def load_experiment_data(config: Config) -> ExperimentData:
+    """Pool, test and probe sets. The probe comes from the train split, before the pool,
+    so it is never labelled or selected."""
+    from .data.loaders import load_examples
+    from .data.tasks import get_task, infer_task
+
+    task_name = config.data.task or infer_task(config.data.source)
+    task = get_task(task_name)
+    loop = config.loop
+    pool_limit = loop.pool_limit if loop.pool_limit is not None else config.data.limit
+    wanted = None if pool_limit is None else pool_limit + loop.probe_size
+    common = dict(task=task_name, question_field=config.data.question_field,
+                  answer_field=config.data.answer_field, id_field=config.data.id_field, seed=config.data.seed)
+    train = load_examples(config.data.source, config.data.train_split, limit=wanted, **common)
+    test = load_examples(config.data.source, config.data.test_split,
+                         limit=loop.test_limit or config.data.test_limit, **common)
+    probe, pool = train[:loop.probe_size], train[loop.probe_size:]
+    needed = 0 if "passive" in loop.strategies else loop.initial
+    if len(pool) < max(needed, 1):
+        raise PoolExhaustedError(needed, len(pool), where=f"pool from {config.data.source}")
+    return ExperimentData(task=task, pool=pool, test=test, probe=probe)
+
+
+def run_experiment(config: Config, output: Path, *, restart: bool = False, progress: bool = True) -> dict:
+    """Every strategy x seed into ``output/<strategy>/seed-<n>/``; returns {(strategy, seed): rows}."""
+    from .models.loading import load_model
+    from .models.lora import attach_lora
+    from .strategies import get_strategy as check_strategy
+
+    for name in config.loop.strategies:  # fail on a bad name before loading anything
+        check_strategy(name, config.strategy).needs().check_dropout(config.lora.lora_dropout)
+    data = load_experiment_data(config)
+    output.mkdir(parents=True, exist_ok=True)
+    model, tokenizer = load_model(config.model.name, dtype=config.model.dtype,
+                                  trust_remote_code=config.model.trust_remote_code)
+    model = attach_lora(model, config.lora, seed=0)
+    runs = [(s, seed) for s in config.loop.strategies for seed in config.loop.seeds]
+    total = sum(1 + (0 if check_strategy(s, config.strategy).needs().trains_on_whole_pool else config.loop.rounds)
+                for s, _ in runs)
+    results = {}
+    with tqdm(total=total, desc="experiment", unit="round", disable=not progress) as bar:
+        for strategy_name, seed in runs:
+            run = ActiveLearningRun(config, strategy_name, seed, output / strategy_name / f"seed-{seed}",
+                                    data, model, tokenizer, restart=restart, progress=progress)
+            done_rounds = sum(1 for rec in run.state.rounds if rec.phase in ("train", "evaluate", "score"))
+            if run.state.done:
+                done_rounds = len(run.state.rounds)
+            bar.update(min(done_rounds, bar.total - bar.n))
+            results[(strategy_name, seed)] = run.run(bar)
+    return results

@@ -1,0 +1,154 @@
+"""Attach, reset, save and load LoRA adapters; switch Monte-Carlo dropout on and off.
+
+STAR's hybrid regularisation puts dropout on the input of the A matrices (peft's
+``lora_dropout``) and reuses exactly those modules as Monte-Carlo dropout when scoring.
+``mc_dropout`` turns on only those modules; every other dropout in the model stays off,
+and on exit the model is back in eval mode with all dropout off (the authors' release ran
+its "MC" passes in eval mode, so they were identical; baal#279 leaked MC state into eval).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from ..config import LoraSection
+from ..errors import ModelLoadError
+
+ADAPTER = "default"
+
+
+def attach_lora(model, lora: LoraSection, seed: int = 0):
+    """Wrap ``model`` in a peft LoRA model (the base weights are shared, not copied)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.lora_alpha,
+        lora_dropout=lora.lora_dropout,
+        target_modules=list(lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    try:
+        peft_model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise ModelLoadError(f"lora.target_modules {lora.target_modules}: {exc}") from None
+    peft_model.eval()
+    return peft_model
+
+
+def lora_layers(model) -> Iterator[nn.Module]:
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            yield module
+
+
+def reset_lora(model, seed: int) -> None:
+    """Re-initialise every adapter (A random, B zero) for a cold start; no base copy made."""
+    torch.manual_seed(seed)
+    for layer in lora_layers(model):
+        layer.reset_lora_parameters(ADAPTER, init_lora_weights=True)
+
+
+def lora_b_parameters(model) -> list[nn.Parameter]:
+    return [p for n, p in model.named_parameters() if ".lora_B." in n]
+
+
+def lora_a_parameters(model) -> list[nn.Parameter]:
+    return [p for n, p in model.named_parameters() if ".lora_A." in n]
+
+
+def lora_dropout_modules(model) -> list[nn.Module]:
+    """The dropout modules on the A-matrix inputs (``nn.Identity`` when ``lora_dropout=0``)."""
+    return [layer.lora_dropout[ADAPTER] for layer in lora_layers(model) if ADAPTER in layer.lora_dropout]
+
+
+def set_lora_dropout_rate(model, rate: float) -> None:
+    """Set p on the A-input dropout (e.g. 0 for plain LoRA) without rebuilding the adapter."""
+    for module in lora_dropout_modules(model):
+        if isinstance(module, nn.Dropout):
+            module.p = rate
+
+
+@contextlib.contextmanager
+def mc_dropout(model, active: bool = True):
+    """Inside: eval mode everywhere except the LoRA A-input dropout, which samples masks.
+
+    On exit the whole model is in eval mode, whatever happened inside.
+    """
+    model.eval()
+    if active:
+        for module in lora_dropout_modules(model):
+            module.train()
+    try:
+        yield model
+    finally:
+        model.eval()
+
+
+def any_dropout_active(model) -> bool:
+    """True when some dropout module would sample a mask (used by tests and sanity checks)."""
+    return any(isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in model.modules())
+
+
+def save_adapter(model, folder: str | Path) -> Path:
+    """Write the adapter as safetensors + its JSON config (never a pickle)."""
+    folder = Path(folder)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    if not (folder / "adapter_model.safetensors").is_file():  # pragma: no cover - peft contract
+        raise RuntimeError(f"peft did not write {folder}/adapter_model.safetensors")
+    return folder
+
+
+def load_adapter_weights(model, folder: str | Path) -> None:
+    """Load a saved adapter's weights into an attached LoRA model (same rank and targets)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise ModelLoadError(f"adapter {folder}: adapter_model.safetensors not found")
+    state = load_file(str(weights))
+    result = set_peft_model_state_dict(model, state)
+    missing = [k for k in getattr(result, "unexpected_keys", []) if "lora" in k]
+    if missing:
+        raise ModelLoadError(f"adapter {folder}: weights do not fit the model ({missing[0]} ...)")
+
+
+def read_adapter_config(folder: str | Path) -> dict:
+    path = Path(folder) / "adapter_config.json"
+    if not path.is_file():
+        raise ModelLoadError(f"adapter {folder}: adapter_config.json not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: invalid JSON ({exc.msg})") from None
+
+
+def load_adapter(model, folder: str | Path):
+    """Attach a saved adapter to a base model (its own rank, alpha and targets)."""
+    from peft import PeftModel
+
+    read_adapter_config(folder)  # a clear error before peft's own
+    peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+    peft_model.eval()
+    return peft_model
+
+
+@contextlib.contextmanager
+def adapter_disabled(model):
+    """Run the base model on the same loaded weights (peft's adapter-disabling context)."""
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield model
+    else:  # a plain model: it is its own base
+        yield model

@@ -1,0 +1,160 @@
+"""Compare finished runs: learning curves (mean ± std over seeds), the normalised area under
+the learning curve, labels needed to reach a target accuracy, and the probe curves.
+
+Reads ``<dir>/<strategy>/seed-<n>/metrics.jsonl`` as written by :mod:`activelora.loop`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .rundir import atomic_write_json, atomic_write_text, read_jsonl
+
+# Per-round metrics drawn beside accuracy when the runs recorded them.
+CURVE_METRICS = ("accuracy", "ece", "gap_spearman", "gap_auroc_full")
+
+
+def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dict]]]:
+    """``{strategy: {seed: rows}}`` for every run under the given experiment folders."""
+    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    for directory in directories:
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise DataError(f"{directory}: not a folder")
+        files = sorted(directory.glob("*/seed-*/metrics.jsonl")) or sorted(directory.glob("seed-*/metrics.jsonl"))
+        if not files and (directory / "metrics.jsonl").is_file():
+            files = [directory / "metrics.jsonl"]
+        for path in files:
+            rows = read_jsonl(path)
+            if not rows:
+                continue
+            strategy, seed = rows[0]["strategy"], int(rows[0]["seed"])
+            if seed in runs[strategy]:
+                raise DataError(f"{path}: a second run of strategy {strategy!r} seed {seed}")
+            runs[strategy][seed] = rows
+    if not runs:
+        raise DataError("no runs found (expected <dir>/<strategy>/seed-<n>/metrics.jsonl)")
+    return dict(runs)
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return None, None
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
+
+def curve(seed_rows: dict[int, list[dict]], metric: str) -> list[tuple[int, float | None, float | None]]:
+    """(labels, mean, std) per round over seeds; a round counts only where every seed has it."""
+    by_round: dict[int, list[dict]] = defaultdict(list)
+    for rows in seed_rows.values():
+        for row in rows:
+            by_round[row["round"]].append(row)
+    points = []
+    for r in sorted(by_round):
+        rows = by_round[r]
+        if len(rows) < len(seed_rows):
+            continue
+        labels = int(round(np.mean([row["labeled"] for row in rows])))
+        mean, std = _mean_std([row.get(metric) for row in rows])
+        points.append((labels, mean, std))
+    return points
+
+
+def normalized_aulc(points: Sequence[tuple[int, float | None, float | None]]) -> float | None:
+    """Area under the accuracy-vs-labels curve (trapezoids) over the label range it spans,
+    i.e. the mean accuracy across that range; with one point, that point's accuracy."""
+    pts = [(x, y) for x, y, _ in points if y is not None]
+    if not pts:
+        return None
+    if len(pts) == 1:
+        return pts[0][1]
+    x = np.array([p[0] for p in pts], dtype=float)
+    y = np.array([p[1] for p in pts], dtype=float)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
+
+
+def labels_to_target(points: Sequence[tuple[int, float | None, float | None]], target: float) -> int | None:
+    """The fewest labels at which the mean accuracy reaches ``target`` (None: never)."""
+    for labels, mean, _ in points:
+        if mean is not None and mean >= target:
+            return labels
+    return None
+
+
+def summarize(runs: dict[str, dict[int, list[dict]]], target: float | None = None) -> dict:
+    curves = {s: curve(seeds, "accuracy") for s, seeds in runs.items()}
+    finals = {s: pts[-1][1] for s, pts in curves.items() if pts and pts[-1][1] is not None}
+    if target is None and finals:
+        # Default: 90% of the best final mean accuracy among the compared strategies.
+        target = round(0.9 * max(finals.values()), 4)
+    strategies = {}
+    for name, seeds in sorted(runs.items()):
+        pts = curves[name]
+        strategies[name] = {
+            "seeds": sorted(seeds),
+            "curve": [{"labeled": x, "accuracy_mean": m, "accuracy_std": s} for x, m, s in pts],
+            "final_accuracy": finals.get(name),
+            "aulc": normalized_aulc(pts),
+            "labels_to_target": labels_to_target(pts, target) if target is not None else None,
+        }
+    return {"target_accuracy": target, "strategies": strategies}
+
+
+def _fmt(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.3f} ± {std:.3f}" if std else f"{mean:.3f}"
+
+
+def markdown_table(runs: dict[str, dict[int, list[dict]]], summary: dict) -> str:
+    names = sorted(runs)
+    per = {s: {x: (m, sd) for x, m, sd in curve(runs[s], "accuracy")} for s in names}
+    labels = sorted({x for s in names for x in per[s]})
+    lines = ["| labels | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for x in labels:
+        lines.append(f"| {x} | " + " | ".join(_fmt(*per[s].get(x, (None, None))) for s in names) + " |")
+    lines += ["", f"| strategy | seeds | final accuracy | AULC (normalised) | labels to {summary['target_accuracy']} |",
+              "|---|---|---|---|---|"]
+    for s in names:
+        info = summary["strategies"][s]
+        final = _fmt(info["final_accuracy"], None)
+        aulc = "–" if info["aulc"] is None else f"{info['aulc']:.3f}"
+        reach = info["labels_to_target"] if info["labels_to_target"] is not None else "not reached"
+        lines.append(f"| {s} | {len(info['seeds'])} | {final} | {aulc} | {reach} |")
+    return "\n".join(lines) + "\n"
+
+
+def compare(directories: Sequence[str | Path], out: str | Path | None = None,
+            target: float | None = None) -> tuple[dict, str]:
+    """Summarise runs; writes summary.json, report.md and curves.png into ``out``."""
+    from .probes.plots import plot_round_curves
+
+    runs = find_runs(directories)
+    summary = summarize(runs, target)
+    table = markdown_table(runs, summary)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        curves = {}
+        for metric in CURVE_METRICS:
+            per = {s: curve(seeds, metric) for s, seeds in runs.items()}
+            per = {s: pts for s, pts in per.items() if any(m is not None for _, m, _ in pts)}
+            if per:
+                curves[metric] = per
+        plot_round_curves(curves, out / "curves.png", title="accuracy and probes per round (mean ± std over seeds)")
+        atomic_write_json(out / "summary.json", summary)
+        atomic_write_text(out / "report.md", "# activelora comparison\n\n" + table +
+                          "\n![curves](curves.png)\n")
+    return summary, table
+
+
+def load_summary(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,244 @@
+"""The query-strategy base: what a strategy needs, what it sees, what it returns.
+
+A strategy declares its inputs in :class:`Needs`; the loop computes exactly those and hands
+them over in a :class:`PoolView`; the strategy writes only :meth:`Strategy.score`. The base
+class does the rest of :meth:`Strategy.select`: checks ``n`` and the scores, ranks with
+deterministic tie-breaking and runs the optional diversity step. The loop never looks at a
+strategy's type (the pattern of baal's ``AbstractHeuristic.compute_score`` and small-text's
+``ConfidenceBasedQueryStrategy.get_confidence``; no code taken from either).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..config import RegularizationConfig, StrategyConfig
+from ..errors import ConfigError, PoolExhaustedError
+from ..registry import Registry
+from .diversity import candidate_count, k_center_greedy
+from .normalize import check_finite
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What the loop must compute before calling :meth:`Strategy.select`.
+
+    - ``full_scores``: uncertainty of the current LoRA model on each pool example.
+    - ``base_scores``: uncertainty of the base model (adapter disabled). It never changes
+      during a run, so the loop computes it once per id and caches it.
+    - ``mc_samples``: passes for the full scores. 1 = one deterministic pass, dropout off;
+      K >= 2 = K passes with (only) the LoRA dropout on, reduced by the measure (mean of
+      the K uncertainties, or BALD's mutual information). See :meth:`check_dropout`.
+    - ``hidden_states``: mean-pooled last hidden states (n, d), for the diversity step.
+    - ``measure``: the uncertainty measure's name (entropy, pe, lc, bald, vote).
+    - ``hybrid_regularization``: train this strategy's adapters with STAR's hybrid
+      regularisation when ``regularization.apply`` is ``star``.
+    - ``b_l2``: whether that regularisation includes the L2 term on B (False: the
+      ``star-no-l2`` ablation). Read both through :meth:`b_l2_mode`.
+    - ``trains_on_whole_pool``: passive learning. The loop labels the whole pool in one step,
+      ``select(pool, len(pool.ids))``, trains once and runs no query rounds.
+    """
+
+    full_scores: bool = False
+    base_scores: bool = False
+    mc_samples: int = 1
+    hidden_states: bool = False
+    measure: str | None = None
+    hybrid_regularization: bool = False
+    b_l2: bool = True
+    trains_on_whole_pool: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
+            raise ValueError(f"Needs.mc_samples must be an integer >= 1, got {self.mc_samples!r}")
+        if (self.full_scores or self.base_scores) and not self.measure:
+            raise ValueError("Needs.measure must name an uncertainty measure when scores are needed")
+
+    def hybrid_active(self, reg: RegularizationConfig) -> bool:
+        """Whether this strategy's adapters train with the hybrid regularisation:
+        ``reg.apply == "all"``, or ``reg.apply == "star"`` and ``hybrid_regularization``."""
+        return reg.apply == "all" or (reg.apply == "star" and self.hybrid_regularization)
+
+    def b_l2_mode(self, reg: RegularizationConfig) -> str:
+        """The B-matrix L2 mode to train this strategy's adapters with: ``reg.b_l2_mode``
+        (``decay`` or ``penalty``) when :meth:`hybrid_active` and ``b_l2``, else ``"none"``."""
+        return reg.b_l2_mode if self.hybrid_active(reg) and self.b_l2 else "none"
+
+    def check_dropout(self, lora_dropout: float) -> None:
+        """Refuse MC sampling without dropout: the K passes would all be identical."""
+        if self.mc_samples > 1 and lora_dropout <= 0:
+            raise ConfigError(
+                f"lora.lora_dropout: must be > 0 for {self.mc_samples} Monte-Carlo dropout "
+                f"passes, got {lora_dropout!r}"
+            )
+
+
+@dataclass(kw_only=True)
+class PoolView:
+    """The unlabelled pool as the loop hands it to :meth:`Strategy.select`.
+
+    Arrays are aligned with ``ids`` (stable example ids, never positions). Only the fields the
+    strategy's :class:`Needs` asked for are filled. ``round_index`` is the query index t
+    (0 for the first query after the initial labelled set). ``rng`` is seeded by the loop.
+    """
+
+    ids: list[str]
+    rng: np.random.Generator
+    full_scores: np.ndarray | None = None  # (n,)
+    base_scores: np.ndarray | None = None  # (n,)
+    embeddings: np.ndarray | None = None  # (n, d)
+    round_index: int = 0
+
+    def __post_init__(self) -> None:
+        self.ids = list(self.ids)
+        if len(set(self.ids)) != len(self.ids):
+            raise ValueError("PoolView.ids contains duplicate ids")
+        if self.round_index < 0:
+            raise ValueError(f"PoolView.round_index must be >= 0, got {self.round_index}")
+        n = len(self.ids)
+        for name, ndim in (("full_scores", 1), ("base_scores", 1), ("embeddings", 2)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value)
+            if n == 0 and value.size == 0:  # an empty pool saved as [] has lost its shape
+                value = value.reshape((0,) * ndim)
+            if value.ndim != ndim or value.shape[0] != n:
+                raise ValueError(
+                    f"PoolView.{name} has shape {value.shape}; expected {'(n,)' if ndim == 1 else '(n, d)'} "
+                    f"with n = {n} pool ids"
+                )
+            setattr(self, name, value)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def require(self, name: str, strategy: str) -> np.ndarray:
+        """The array ``name``, or a clear error if the loop did not provide it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"strategy {strategy!r} needs PoolView.{name}; it was not provided")
+        return value
+
+
+@dataclass
+class Selection:
+    """The ids chosen, best first, their scores (None where a score means nothing, e.g.
+    random), and details for the run log, e.g. ``{"lambda": 0.9}`` for STAR."""
+
+    ids: list[str]
+    scores: list[float | None]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.scores):
+            raise ValueError(f"Selection has {len(self.ids)} ids but {len(self.scores)} scores")
+
+
+def rank(scores: np.ndarray, ids: list[str], rng: np.random.Generator) -> np.ndarray:
+    """Pool positions ordered by descending score, ties broken by a seeded random permutation.
+
+    The permutation is drawn over the ids in sorted order, so the outcome depends only on the
+    ids, the scores and the rng state, not on the order of the pool list. Breaking ties at
+    random rather than by id avoids a bias towards whatever the id order correlates with
+    (file order, problem family). Always draws exactly one permutation of ``len(ids)``.
+    """
+    by_id = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    shuffled = by_id[rng.permutation(len(ids))]
+    # A stable sort of -score keeps the shuffled order within ties.
+    return shuffled[np.argsort(-scores[shuffled], kind="stable")]
+
+
+class Strategy:
+    """Base class. A subclass sets ``name``, declares :meth:`needs` and writes :meth:`score`.
+
+    ``informative_scores`` False (random, passive) records ``None`` as each selected
+    example's score and skips the diversity step. ``min_mc_samples`` makes the constructor
+    refuse too few Monte-Carlo passes (BALD, vote).
+    """
+
+    name: ClassVar[str] = ""
+    informative_scores: ClassVar[bool] = True
+    # Switches an ablation variant forces on the config, e.g. {"dynamic": False}.
+    config_overrides: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, cfg: StrategyConfig):
+        self.cfg = dataclasses.replace(cfg, **self.config_overrides) if self.config_overrides else cfg
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    @property
+    def diversity(self) -> bool:
+        """Whether :meth:`select` runs the k-center diversity step."""
+        return self.informative_scores and self.cfg.diversity_factor > 1
+
+    def needs(self) -> Needs:
+        raise NotImplementedError
+
+    def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
+        """Scores (n,) aligned with ``pool.ids`` (higher = more worth labelling) and info."""
+        raise NotImplementedError
+
+    def check_n(self, pool: PoolView, n: int) -> int:
+        """``n`` as an int; ``PoolExhaustedError`` when the pool holds fewer than ``n``."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"number of examples to select must be an integer >= 0, got {n!r}")
+        if n > len(pool.ids):
+            raise PoolExhaustedError(requested=int(n), available=len(pool.ids))
+        return int(n)
+
+    def select(self, pool: PoolView, n: int) -> Selection:
+        """The ``n`` pool ids most worth labelling, best first.
+
+        Non-finite scores raise ``ValueError`` (they signal a numerical fault; ranking them
+        would pick or skip examples silently). Ties are broken by :func:`rank`. With the
+        diversity step on, the top ``ceil(f·n)`` candidates are thinned to ``n`` by
+        :func:`~activelora.strategies.diversity.k_center_greedy` over ``pool.embeddings``.
+        """
+        n = self.check_n(pool, n)
+        if n == 0:
+            return Selection(ids=[], scores=[], info={})
+        raw, info = self.score(pool)
+        scores = np.asarray(raw, dtype=np.float64)
+        if scores.shape != (len(pool.ids),):
+            raise ValueError(
+                f"strategy {self.name!r} returned scores of shape {scores.shape} for {len(pool.ids)} ids"
+            )
+        check_finite(scores, pool.ids, what=f"strategy {self.name!r} scores")
+        order = rank(scores, pool.ids, pool.rng)
+        info = dict(info)
+        chosen = order[:n]
+        if self.diversity:
+            m = candidate_count(n, self.cfg.diversity_factor, len(pool.ids))
+            if m > n:
+                embeddings = pool.require("embeddings", self.name)
+                candidates = order[:m]
+                chosen = candidates[k_center_greedy(embeddings[candidates], n)]
+            info["diversity_candidates"] = m
+        kept = [float(scores[i]) for i in chosen] if self.informative_scores else [None] * n
+        return Selection(ids=[pool.ids[i] for i in chosen], scores=kept, info=info)
+
+
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: add ``cls`` to :data:`STRATEGIES` under ``cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    STRATEGIES.add(cls.name, cls)
+    return cls
+
+
+def get_strategy(name: str, cfg: StrategyConfig) -> Strategy:
+    """The strategy registered as ``name``, built with ``cfg``.
+
+    An unknown name raises :class:`~activelora.errors.UnknownNameError` listing the valid
+    ones; an impossible setting (e.g. BALD with one MC pass) raises ``ConfigError``.
+    """
+    return STRATEGIES.get(name)(cfg)

@@ -1,0 +1,95 @@
+"""Shared fixtures: the real SmolLM2 tokenizer and a tiny, seeded LLaMA (nothing downloaded).
+
+``make_tiny_llama()`` returns a fresh model with the same weights every time, so a test may
+wrap or change it freely. Its ``attention_dropout`` is non-zero on purpose: any dropout
+other than LoRA's that wrongly switched on would change the outputs.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from activelora.data.example import Example
+
+
+class FakeTask:
+    """A minimal task: ``Q: question\\nA:`` prompts, targets ``" " + answer``, last word extracted."""
+
+    name = "fake"
+    max_new_tokens = 6
+    stop_strings: tuple[str, ...] = ()
+
+    def prompt(self, example: Example) -> str:
+        return f"Q: {example.question}\nA:"
+
+    def target(self, example: Example) -> str:
+        return " " + example.answer.strip()
+
+    def extract(self, text: str) -> str | None:
+        words = text.split()
+        return words[-1] if words else None
+
+    def is_correct(self, text: str, example: Example) -> bool:
+        return self.extract(text) == example.answer.strip()
+
+
+@pytest.fixture(scope="session")
+def smol_tokenizer():
+    from activelora.models.loading import load_tokenizer, resolve_model
+
+    return load_tokenizer(resolve_model("smollm2-135m"))
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_config(smol_tokenizer):
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=len(smol_tokenizer), attention_dropout=0.2,
+        pad_token_id=smol_tokenizer.pad_token_id, eos_token_id=smol_tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_state(tiny_llama_config):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(1234)
+    model = LlamaForCausalLM(tiny_llama_config)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def make_tiny_llama(tiny_llama_config, tiny_llama_state):
+    """Factory: a fresh tiny LLaMA (eval mode) with the session's fixed weights."""
+    from transformers import LlamaForCausalLM
+
+    def make():
+        model = LlamaForCausalLM(tiny_llama_config)
+        model.load_state_dict(tiny_llama_state)
+        model.generation_config.pad_token_id = tiny_llama_config.pad_token_id
+        return model.eval()
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def fake_task():
+    return FakeTask()
+
+
+@pytest.fixture(scope="session")
+def fake_examples():
+    """Examples of clearly different prompt and answer lengths."""
+    return [
+        Example("a", "What is 2 plus 3?", "5"),
+        Example("b", "Tom has 12 apples and gives away 4 of them to his friends. How many are left now?",
+                "He has 12 - 4 = 8 left. 8"),
+        Example("c", "Hi?", "yes"),
+        Example("d", "A train travels 60 km in one hour; at the same speed, how far does it go in three "
+                     "hours, and how far in four and a half hours?", "180 km and 270 km, so 270"),
+        Example("e", "Name a colour.", "blue"),
+    ]
