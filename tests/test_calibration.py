@@ -307,6 +307,23 @@ def test_fitted_temperature_beats_dense_grid(sample):
     assert at_fit <= best_on_grid + 1e-9 * max(1.0, best_on_grid)
 
 
+def test_tiny_eps_keeps_tiny_sequence_probabilities_apart():
+    # Long answers have sequence probabilities far below the default eps of 1e-12.
+    conf = [0.0, 1e-250, 1e-200, 1e-30, 1e-13, 0.4, 0.9]
+    corr = [0, 0, 1, 0, 1, 1, 0]
+    eps = 1e-300
+    assert math.isfinite(nll(conf, corr, eps=eps))
+    assert nll(conf, corr, eps=eps) > nll(conf, corr)  # a correct 1e-200 now costs ~460 nats
+    t = fit_temperature(conf, corr, eps=eps)
+    grid = ref_temperature_nll(conf, corr, GRID, eps=eps)
+    assert ref_temperature_nll(conf, corr, [t], eps=eps)[0] <= grid.min() + 1e-9 * grid.min()
+    # 1 - eps rounds to 1.0 here; the clip must still keep every output finite.
+    ends = [0.0, 1.0]
+    assert math.isfinite(nll(ends, [1, 0], eps=eps))
+    assert math.isfinite(fit_temperature(ends + conf, [1, 0] + corr, eps=eps))
+    assert np.all(np.isfinite(apply_temperature(ends, t, eps=eps)))
+
+
 def test_fit_recovers_known_temperature():
     rng = np.random.default_rng(7)
     z = rng.normal(0.0, 3.0, 20000)
@@ -327,8 +344,9 @@ def test_fit_degenerate_cases():
     assert fit_temperature([0.9, 0.8, 0.2], [1, 1, 0]) == 1e-2
     # Anti-informative (confident and always wrong): flatten to the upper bound.
     assert fit_temperature([0.9, 0.8, 0.7], [0, 0, 0], bounds=(0.5, 4.0)) == 4.0
-    with pytest.raises(ConfigError, match="bounds"):
-        fit_temperature([0.5], [1], bounds=(2.0, 1.0))
+    for bounds in ((2.0, 1.0), (0.0, 1.0), (1.0, math.inf), ("a", 2.0), (1.0,)):
+        with pytest.raises(ConfigError, match="bounds"):
+            fit_temperature([0.5], [1], bounds=bounds)
 
 
 def test_apply_temperature():

@@ -239,8 +239,8 @@ def test_invalid_csv(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text('question,answer\n"fine",a\n"broken"x,b\n')
     assert data_error(str(path)).startswith(f"{path}:3: invalid CSV (")
-    path.write_text('question,answer\n"never closed,a\n')
-    assert data_error(str(path)).startswith(f"{path}:3: invalid CSV (")
+    path.write_text('question,answer\nq,a\n"never closed,a\nmore\n')
+    assert data_error(str(path)) == f"{path}:3: invalid CSV (unexpected end of data)"
 
 
 def test_task_check_reports_the_line(tmp_path):

@@ -93,7 +93,7 @@ def test_unlabelled_example_has_no_target_or_gold(name):
 @pytest.mark.parametrize("text, expected", [
     ("72", "72"), ("72.0", "72"), ("72.", "72"), ("$72", "72"), ("1,080", "1080"),
     ("$1,080.00", "1080"), ("-7", "-7"), ("0.50", "0.5"), ("-0", "0"), ("0.125", "0.125"),
-    ("1e3", "1000"), ("abc", None), ("", None), ("nan", None), ("inf", None),
+    ("1e3", "1000"), ("1e999999999", "1E999999999"), ("100e999999", "1E1000001"), ("abc", None), ("", None), ("nan", None), ("inf", None),
 ])
 def test_normalize_number(text, expected):
     assert normalize_number(text) == expected

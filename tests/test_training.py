@@ -19,25 +19,14 @@ from activelora.models.text import IGNORE_INDEX, build_feature
 from activelora.training import Regularization, b_l2_penalty, make_optimizer, train_lora
 
 
-@pytest.fixture(scope="module")
-def tiny_tokenizer():
-    from activelora.models.loading import load_tokenizer, resolve_model
-
-    return load_tokenizer(resolve_model("smollm2-135m"))
+@pytest.fixture()
+def tiny_tokenizer(smol_tokenizer):
+    return smol_tokenizer
 
 
-@pytest.fixture(scope="module")
-def tiny_model_factory(tiny_tokenizer):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    def make(seed: int = 0):
-        torch.manual_seed(seed)
-        config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, vocab_size=len(tiny_tokenizer),
-                             pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=tiny_tokenizer.eos_token_id)
-        return LlamaForCausalLM(config).eval()
-
-    return make
+@pytest.fixture()
+def tiny_model_factory(make_tiny_llama):
+    return make_tiny_llama
 
 
 class EchoTask:
@@ -78,7 +67,7 @@ def test_build_feature_masks_prompt_and_keeps_target_when_truncating():
 def test_penalty_reaches_loss_and_gradient_of_b(lora_model):
     _set_b(lora_model, 0.05)
     coef = 0.3
-    expected = sum(float((p.double() ** 2).sum()) for p in lora_b_parameters(lora_model))
+    expected = sum(float((p.detach().double() ** 2).sum()) for p in lora_b_parameters(lora_model))
     penalty = b_l2_penalty(lora_model)
     assert math.isclose(float(penalty), expected, rel_tol=1e-5)
     (coef * penalty).backward()

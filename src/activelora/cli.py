@@ -65,3 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def main_entry() -> None:  # console script
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    main_entry()

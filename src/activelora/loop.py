@@ -209,7 +209,9 @@ class ActiveLearningRun:
             mc_samples=mc_samples, normalize=sc.normalize, batch_size=sc.batch_size,
             max_new_tokens=sc.max_new_tokens, chat_template=self.config.model.chat_template,
             base=base, cache=base, progress=f"round {r} {label}" if self.progress else False,
-            seed=run_seed(self.seed, r, salt=5), return_hidden=hidden,
+            # The base model's scores are a fixed function of the example: one seed for all
+            # rounds keeps its on-disk cache hitting.
+            seed=0 if base else run_seed(self.seed, r, salt=5), return_hidden=hidden,
         )
 
     def step_evaluate(self, r: int) -> dict:

@@ -178,5 +178,4 @@ def train_lora(
         model.gradient_checkpointing_disable()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.eval()
-    accelerator.free_memory()
     return result

@@ -273,7 +273,8 @@ def _bulk(rng: random.Random, w: _Work) -> str:
         )[variant]
     w.calc(total, "+", c)
     return (
-        f"A farmer plants {x} rows of {y} trees and then {c} more trees. How many trees does the farmer plant?",
+        f"A farmer plants {x} rows of {y} trees and then {c} more trees. "
+        f"How many trees does the farmer plant?",
         f"{a} packs {x} boxes with {y} {item} in each box and has {c} {item} left over. "
         f"How many {item} did {a} start with?",
     )[variant - 2]
@@ -363,7 +364,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("multiply", 0.16, 1, "one-digit by two-digit multiplication", _multiply),
     Family("divide", 0.10, 1, "a division that comes out even", _divide),
     Family("change", 0.14, 2, "buy items, then change from a bill (or add one more item)", _change),
-    Family("percent", 0.10, 2, "a percentage or fraction of a quantity, then what is left or the new total", _percent),
+    Family("percent", 0.10, 2, "a percentage or fraction of a quantity, then the rest or the new total",
+           _percent),
     Family("bulk", 0.08, 2, "two-digit by two-digit multiplication, then add or remove some", _bulk),
     Family("compare", 0.08, 3, "two products, then their difference or sum", _compare),
     Family("budget", 0.06, 4, "two products, their difference or sum, then an even split", _budget),

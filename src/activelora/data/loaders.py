@@ -78,7 +78,8 @@ def load_examples(
         wheres, examples = _build(rows, prefix, limit, question_field, answer_field, id_field,
                                   empty_is_null=path.suffix.lower() == ".csv")
         if not examples:
-            raise DataError(f"{path}: empty file (no rows)" if path.exists() else f"{source}[{split}]: no rows")
+            empty = f"{path}: empty file (no rows)" if path.exists() else f"{source}[{split}]: no rows"
+            raise DataError(empty)
 
     if checker is not None:
         for where, example in zip(wheres, examples):
@@ -166,21 +167,25 @@ def _read_json_array(path: Path) -> Iterator[_Row]:
 
 
 def _read_csv(path: Path) -> Iterator[_Row]:
-    """A CSV file with a header row; the line reported is where the row ends."""
+    """A CSV file with a header row. A row is reported at the line where it ends (a quoted
+    field may span lines); a malformed row at the line where it starts."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle, strict=True)
+            start = 1
             try:
                 if reader.fieldnames is None:
                     return
+                start = reader.reader.line_num + 1
                 for row in reader:
+                    start = reader.reader.line_num + 1
                     fields = {k: v for k, v in row.items() if k is not None}
                     missing = [k for k, v in fields.items() if v is None]  # a short row
                     for key in missing:
                         del fields[key]
                     yield f"{path}:{reader.line_num}", reader.line_num, fields
             except csv.Error as exc:
-                raise DataError(f"{path}:{reader.reader.line_num}: invalid CSV ({exc})") from None
+                raise DataError(f"{path}:{start}: invalid CSV ({exc})") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
 
@@ -269,7 +274,9 @@ def _to_example(
 
     raw_id = row.get(id_field) if id_field is not None else None
     if isinstance(raw_id, (dict, list)):
-        raise DataError(f"{where}: field {id_field!r} must be a string or a number, got {type(raw_id).__name__}")
+        raise DataError(
+            f"{where}: field {id_field!r} must be a string or a number, got {type(raw_id).__name__}"
+        )
     if raw_id is not None and str(raw_id).strip():
         example_id = str(raw_id).strip()
     else:

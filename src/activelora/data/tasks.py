@@ -124,6 +124,11 @@ def normalize_number(text: str) -> str | None:
         return None
     if not value.is_finite():
         return None
+    if value.adjusted() > 60:  # "1e999999": a unique exponent form, not a huge string
+        sign, digits, exponent = value.as_tuple()
+        text = "".join(map(str, digits)).rstrip("0")
+        exponent += len(digits) - len(text)
+        return f"{'-' if sign else ''}{text}E{exponent}"
     if value == value.to_integral_value():
         return str(int(value))
     return format(value.normalize(), "f")

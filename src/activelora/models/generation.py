@@ -61,6 +61,26 @@ def _answer_length(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> tu
     return end, text[:cut]  # pragma: no cover - the loop always finds it
 
 
+# (id(tokenizer), stop strings) -> (tokenizer, criteria); holding the tokenizer keeps its
+# id from being reused by another object while the entry lives.
+_STOP_CRITERIA: dict[tuple[int, tuple[str, ...]], tuple[object, object]] = {}
+
+
+def _stop_criteria(tokenizer, stop_strings: Sequence[str]):
+    """transformers' stop-string criterion, built once per tokenizer and stop strings.
+
+    Building it scans the whole vocabulary (about 0.1 s for 49k tokens); ``generate`` would
+    otherwise rebuild it on every call.
+    """
+    from transformers import StoppingCriteriaList, StopStringCriteria
+
+    key = (id(tokenizer), tuple(stop_strings))
+    if key not in _STOP_CRITERIA:
+        criteria = StoppingCriteriaList([StopStringCriteria(tokenizer, list(stop_strings))])
+        _STOP_CRITERIA[key] = (tokenizer, criteria)
+    return _STOP_CRITERIA[key][1]
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -93,8 +113,7 @@ def generate(
             temperature=None,
             top_p=None,
             top_k=None,
-            stop_strings=list(stop_strings) or None,
-            tokenizer=tokenizer if stop_strings else None,
+            stopping_criteria=_stop_criteria(tokenizer, stop_strings) if stop_strings else None,
             pad_token_id=pad_id,
             output_scores=True,
             return_dict_in_generate=True,

@@ -151,6 +151,13 @@ def _bin_sums(conf: np.ndarray, corr: np.ndarray, bins: int, binning: str):
 # --------------------------------------------------------------------------- metrics
 
 
+def _clip(conf: np.ndarray, eps: float) -> np.ndarray:
+    # For eps below 2**-53, 1 - eps rounds to 1.0 and log(1 - p) would be -inf: the upper
+    # limit is then the largest float below 1. Long generated answers can have sequence
+    # probabilities far below the default eps; pass a smaller eps to keep them apart.
+    return np.clip(conf, eps, min(1.0 - eps, np.nextafter(1.0, 0.0)))
+
+
 def ece(confidence: Any, correct: Any, bins: int = 10, binning: str = "width") -> float:
     """Expected calibration error, ``sum_b |B_b|/n * |acc(B_b) - conf(B_b)|``.
 
@@ -182,9 +189,10 @@ def nll(confidence: Any, correct: Any, eps: float = DEFAULT_EPS) -> float:
 
     ``-mean_i [y_i log p_i + (1 - y_i) log(1 - p_i)]`` with ``p = clip(conf, eps, 1 - eps)``
     so that a confident mistake costs ``-log(eps)`` (about 27.6 for the default) and not inf.
+    ``eps`` may be as small as about 1e-300; the upper limit never rounds to 1.0.
     """
     conf, corr = _pair(confidence, correct)
-    p = np.clip(conf, _check_eps(eps), 1.0 - eps)
+    p = _clip(conf, _check_eps(eps))
     return float(-np.mean(corr * np.log(p) + (1.0 - corr) * np.log1p(-p)))
 
 
@@ -249,7 +257,7 @@ def calibration_report(confidence: Any, correct: Any, bins: int = 10) -> dict[st
 
 
 def _logit(conf: np.ndarray, eps: float) -> np.ndarray:
-    p = np.clip(conf, eps, 1.0 - eps)
+    p = _clip(conf, eps)
     return np.log(p) - np.log1p(-p)
 
 
@@ -301,11 +309,16 @@ def fit_temperature(
     a step leaves it). If the minimum lies outside ``bounds`` the nearer bound is returned:
     perfectly separated data push ``T`` to the lower bound, confidences that carry no signal
     (or anti-signal) to the upper one. When ``f`` is flat (every z = 0) we return 1.0.
-    Fit on held-out data, never on the examples the model was trained on.
+    Fit on held-out data, never on the examples the model was trained on. Sequence
+    probabilities of long answers can fall below ``eps`` and would all get the same logit:
+    pass a smaller ``eps`` (down to about 1e-300) to keep them apart.
     """
     conf, corr = _pair(confidence, correct)
     eps = _check_eps(eps)
-    t_lo, t_hi = (float(b) for b in bounds)
+    try:
+        t_lo, t_hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"bounds must be two numbers (low, high), got {bounds!r}") from None
     if not (0 < t_lo < t_hi and math.isfinite(t_hi)):
         raise ConfigError(f"bounds must satisfy 0 < low < high < inf, got {bounds!r}")
     z = _logit(conf, eps)

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from .calibration import _pair, as_1d_float, as_correct, check_same_length, ece, mce, reliability_table
+from .calibration import _check_bins, _pair, as_1d_float, as_correct, check_same_length, ece, mce, reliability_table
 from .gap import auroc, spearman
 
 # Colour-blind-safe pair (Okabe & Ito): blue for right answers, vermillion for wrong ones.
@@ -100,7 +100,7 @@ def plot_confidence_histogram(
     """Overlaid histograms of the confidence of right and wrong answers (shared bin edges)."""
     conf, corr = _pair(confidence, correct)
     ok = corr.astype(bool)
-    edges = np.linspace(0.0, 1.0, bins + 1)
+    edges = np.linspace(0.0, 1.0, _check_bins(bins) + 1)
     fig = _figure(6.0, 4.0)
     ax = fig.subplots()
     for mask, colour, name in ((ok, RIGHT, "correct"), (~ok, WRONG, "wrong")):

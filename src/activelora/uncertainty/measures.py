@@ -7,8 +7,9 @@ that predict answer token ``y_t`` (i.e. taken one step to the left of it).
 Softmaxes run in float32 (the ``V``-sized work); the per-position values are summed in
 float64 (cheap: one number per position). Entropies are in nats.
 
-Measures (Zhang et al. 2024, "STAR", arXiv 2403.01165, Sec. 3 and App.; the token-level
-forms follow Fomicheva et al. 2020 and Malinin & Gales 2021):
+Measures (the sequence-level forms of Malinin & Gales 2021, "Uncertainty Estimation in
+Autoregressive Structured Prediction", as used for active learning by STAR, Zhang et al.
+2024, arXiv 2403.01165):
 
 - ``entropy`` (maximum entropy): ``sum_t H(p(. | y_<t, x))``.
 - ``pe`` (predictive entropy as sequence NLL): ``-log p(y|x) = -sum_t log p(y_t | y_<t, x)``.
@@ -61,15 +62,18 @@ def token_mutual_information(logits: torch.Tensor) -> torch.Tensor:
 
     ``I_t = H(mean_k p_kt) - mean_k H(p_kt)`` (Houlsby et al. 2011, "Bayesian Active Learning
     for Classification and Preference Learning"; Gal et al. 2017, "Deep Bayesian Active
-    Learning with Image Data"). The mean distribution is formed in log space,
-    ``log mean_k p_k = logsumexp_k(log p_k) - log K``, to stay finite. Clamped at 0: by
-    Jensen it is >= 0, and only rounding can make it negative.
+    Learning with Image Data"), evaluated as the equal ``mean_k KL(p_kt || mean_j p_jt)``:
+    the difference of two entropies near ``log V`` cancels badly in float32, the KL form
+    does not. The mean distribution is formed in log space,
+    ``log mean_k p_k = logsumexp_k(log p_k) - log K``. Clamped at 0 (only rounding can make
+    it negative).
     """
     logp = log_probs(logits)  # (K, ..., V)
     k = logp.shape[0]
     mean_logp = torch.logsumexp(logp, dim=0) - math.log(k)  # (..., V)
-    mi = _entropy_from_logp(mean_logp) - _entropy_from_logp(logp).mean(0)
-    return mi.clamp_min(0.0)
+    p = logp.exp()
+    terms = torch.where(p > 0, p * (logp - mean_logp), torch.zeros((), dtype=p.dtype, device=p.device))
+    return terms.sum(-1).mean(0).clamp_min(0.0)
 
 
 # --------------------------------------------------------------------------- per sequence

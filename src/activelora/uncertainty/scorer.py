@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -59,7 +59,7 @@ class ScoredExample:
     samples: tuple[float, ...] = ()
     answer: str | None = None
     votes: tuple[str | None, ...] = ()
-    hidden: np.ndarray | None = None
+    hidden: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON-able fields (``hidden`` left out)."""
@@ -127,14 +127,29 @@ class _Budget:
             elt=next(model.parameters()).element_size(),
         )
 
-    def passes_per_forward(self, k: int, rows: int, length: int) -> int:
+    def forward_bytes(self, rows: int, length: int) -> float:
         # Transient activations of one layer per token (projections, MLP, a row of attention).
         per_token = (4 * self.hidden + 3 * self.intermediate + self.heads * length) * self.elt
-        return max(1, min(k, int(self.bytes // max(1, rows * length * per_token))))
+        return rows * length * per_token
+
+    def passes_per_forward(self, k: int, rows: int, length: int) -> int:
+        return max(1, min(k, int(self.bytes // max(1.0, self.forward_bytes(rows, length)))))
 
     def positions_per_chunk(self, k: int) -> int:
-        # logits, their float32 log-softmax and one temporary, each (K, n, V).
-        return max(1, int(self.bytes // (3 * 4 * k * self.vocab)))
+        # float32 logits, log-softmax, probabilities and two temporaries, each (K, n, V).
+        return max(1, int(self.bytes // (5 * 4 * k * self.vocab)))
+
+    def batches(self, order: list[int], lengths: list[int], batch_size: int) -> Iterable[list[int]]:
+        """Consecutive groups of the length-sorted ``order``: at most ``batch_size`` rows, and
+        fewer when long rows would exceed the budget (so memory does not track the longest)."""
+        batch: list[int] = []
+        for i in order:
+            if batch and (len(batch) == batch_size or self.forward_bytes(len(batch) + 1, lengths[i]) > self.bytes):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
 
 
 @torch.no_grad()
@@ -249,7 +264,7 @@ def _weights_fingerprint(model) -> str:
             flat = p.detach().reshape(-1)
             h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
             h.update(torch.cat([flat[:16], flat[-16:]]).float().cpu().numpy().tobytes())
-            h.update(np.float64(flat.double().sum().item()).tobytes())
+            h.update(np.float64(flat.sum(dtype=torch.float64).item()).tobytes())
     return h.hexdigest()[:24]
 
 
@@ -351,7 +366,7 @@ def score_pool(
     seed: int = 0,
     return_hidden: bool = False,
     temperature: float = 1.0,
-    memory_budget_mb: float = 1024.0,
+    memory_budget_mb: float = 256.0,
     chunk_size: int = 512,
 ) -> list[ScoredExample]:
     """Score ``examples`` with ``measure``; one :class:`ScoredExample` per example, in input order.
@@ -361,6 +376,10 @@ def score_pool(
     K >= 2) or, for ``vote``, sampled answers at ``temperature``. ``base``: the adapter is
     disabled and results are cached on disk when ``cache``. ``seed`` fixes the dropout masks
     and samples for this pool and batch size; the global RNG state is left untouched.
+    ``return_hidden``: also the mean prompt hidden state (for diversity sampling).
+    ``memory_budget_mb``: rough cap on the transient memory of one forward (rows per batch
+    and MC passes stacked per forward shrink to fit) and of the LM-head chunks.
+    ``chunk_size``: examples tokenised and sorted at a time (the pool is streamed).
     The model ends in eval mode with every dropout off.
     """
     spec = get_measure(measure) if isinstance(measure, str) else measure
@@ -450,10 +469,10 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
         answers = [list(g.token_ids) for g in gens]
         texts = [g.text for g in gens]
 
-    order = sorted(range(len(chunk)), key=lambda i: (len(prompts[i]) + len(answers[i]), i))
+    lengths = [len(p) + len(a) for p, a in zip(prompts, answers)]
+    order = sorted(range(len(chunk)), key=lambda i: (lengths[i], i))
     with mc_dropout(model, active=k > 1):
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+        for idx in budget.batches(order, lengths, batch_size):
             scores, passes, hidden = _teacher_forced(
                 model, [prompts[i] for i in idx], [answers[i] for i in idx], measure=spec, k=k,
                 normalize=normalize, pad_id=pad_id, budget=budget, want_hidden=want_hidden)

@@ -1,0 +1,70 @@
+"""Probe the uncertainty gap and calibration of a model (optionally with an adapter).
+
+Writes DIR/probe.json (ece, ece_equal_mass, mce, brier, nll, spearman, kendall, auroc_base,
+auroc_full, ...), DIR/predictions.jsonl (id, confidence, correct, u_base, u_full) and the
+plots reliability.png, confidence.png and gap.png. With --calibration-split, a temperature
+is fitted on that held-out labelled split and its effect on the ECE is reported."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..rundir import atomic_write_json, atomic_write_text
+from . import common
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_data_args(parser)
+    common.add_model_args(parser)
+    parser.add_argument("--measure", help="uncertainty measure for the gap (default: entropy)")
+    parser.add_argument("--bins", type=common.positive_int, default=10, help="calibration bins (default 10)")
+    parser.add_argument("--calibration-split", metavar="S",
+                        help="held-out labelled split to fit temperature scaling on")
+    parser.add_argument("--batch-size", type=common.positive_int, help="generation/scoring batch")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    common.add_config_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..probes.run import run_probe
+
+    common.setup_logging()
+    config = common.config_from_args(args, {
+        "score": {"measure": args.measure, "batch_size": args.batch_size},
+        "eval": {"batch_size": args.batch_size}})
+    out = common.output_dir(args.out)
+    split = args.split or config.data.test_split
+    task, examples = common.load_split(config, split, args.limit or config.data.test_limit)
+    calibration = None
+    if args.calibration_split:
+        _, calibration = common.load_split(config, args.calibration_split, args.limit)
+    model, tokenizer = common.load_model_and_adapter(config, args.adapter)
+    report, rows = run_probe(model, tokenizer, task, examples, config, bins=args.bins,
+                             calibration_examples=calibration, plots_dir=out)
+    report.update({"model": config.model.name, "adapter": args.adapter, "data": config.data.source,
+                   "split": split, "task": task.name})
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_json(out / "probe.json", report)
+    print(format_report(report))
+    print(f"-> {out}/probe.json, {out}/predictions.jsonl, {out}/reliability.png, {out}/confidence.png, {out}/gap.png")
+    return 0
+
+
+def format_report(report: dict) -> str:
+    def f(key):
+        value = report.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    lines = [
+        f"accuracy {f('accuracy')}  mean confidence {f('mean_confidence')}  (n={report['n']})",
+        f"calibration: ECE {f('ece')} (equal-mass {f('ece_equal_mass')})  MCE {f('mce')}  "
+        f"Brier {f('brier')}  NLL {f('nll')}",
+        f"uncertainty gap ({report['measure']}): Spearman {f('spearman')}  Kendall {f('kendall')}  "
+        f"AUROC base {f('auroc_base')}  AUROC full {f('auroc_full')}",
+    ]
+    if "temperature" in report:
+        lines.append(f"temperature scaling: T={report['temperature']:.3f}  ECE {f('ece')} -> "
+                     f"{f('ece_temperature_scaled')}")
+    return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""One probe of a model on labelled data: calibration of its answers and the uncertainty gap
+between the base model (adapter disabled, same weights) and the tuned model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from ..config import Config
+from ..data.example import Example
+from ..evaluation import evaluate
+from .calibration import apply_temperature, calibration_report, ece, fit_temperature
+from .gap import gap_report
+
+
+def _confidences(model, tokenizer, task, examples, config: Config):
+    result = evaluate(model, tokenizer, task, examples, batch_size=config.eval.batch_size,
+                      max_new_tokens=config.eval.max_new_tokens, chat_template=config.model.chat_template,
+                      progress="probe: answers")
+    return result, [p.confidence for p in result.predictions], [p.correct for p in result.predictions]
+
+
+def run_probe(model, tokenizer, task, examples: Sequence[Example], config: Config, *, bins: int = 10,
+              calibration_examples: Sequence[Example] | None = None,
+              plots_dir: str | Path | None = None) -> tuple[dict, list[dict]]:
+    """Returns (report, rows). The report holds the calibration and gap metrics; each row
+    ``id, confidence, correct, u_base, u_full`` for one example."""
+    from ..uncertainty import score_pool
+    from .plots import plot_confidence_histogram, plot_gap_scatter, plot_reliability
+
+    result, confidence, correct = _confidences(model, tokenizer, task, examples, config)
+    common = dict(measure=config.score.measure, target="generated", normalize=config.score.normalize,
+                  batch_size=config.score.batch_size, max_new_tokens=config.score.max_new_tokens,
+                  chat_template=config.model.chat_template)
+    u_full = [s.score for s in score_pool(model, tokenizer, task, examples, base=False, cache=False,
+                                          progress=True, **common)]
+    u_base = [s.score for s in score_pool(model, tokenizer, task, examples, base=True, cache=True,
+                                          progress=True, **common)]
+    report = {"measure": config.score.measure, **calibration_report(confidence, correct, bins=bins),
+              **gap_report(u_base, u_full, correct)}
+    if calibration_examples:
+        _, cal_conf, cal_correct = _confidences(model, tokenizer, task, calibration_examples, config)
+        temperature = fit_temperature(cal_conf, cal_correct)
+        report["temperature"] = temperature
+        report["calibration_n"] = len(calibration_examples)
+        report["ece_temperature_scaled"] = ece(apply_temperature(confidence, temperature), correct, bins=bins)
+    rows = [{"id": p.id, "confidence": c, "correct": ok, "u_base": b, "u_full": f}
+            for p, c, ok, b, f in zip(result.predictions, confidence, correct, u_base, u_full)]
+    if plots_dir is not None:
+        folder = Path(plots_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_reliability(confidence, correct, bins, folder / "reliability.png")
+        plot_confidence_histogram(confidence, correct, folder / "confidence.png")
+        plot_gap_scatter(u_base, u_full, correct, folder / "gap.png")
+    return report, rows

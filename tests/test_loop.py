@@ -1,0 +1,158 @@
+"""The active-learning loop end to end on a tiny LLaMA saved as a local model folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from activelora.cli import main
+from activelora.rundir import read_jsonl
+
+SMALL = [
+    "--set", "loop.pool_limit=20", "--set", "loop.test_limit=6", "--set", "loop.probe_size=4",
+    "--set", "loop.initial=4", "--set", "loop.query_size=3",
+    "--set", "train.epochs=1", "--set", "train.batch_size=4",
+    "--set", "eval.max_new_tokens=6", "--set", "score.max_new_tokens=6", "--set", "score.batch_size=8",
+    "--set", "strategy.mc_samples=2", "--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    make_tiny_llama().save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
+
+
+def run_cli(out: Path, model: Path, *extra: str) -> int:
+    return main(["run", "--output", str(out), "--model", str(model), "--quiet", *SMALL, *extra])
+
+
+def selections(run_dir: Path) -> list[list[str]]:
+    state = json.loads((run_dir / "state.json").read_text())
+    return [r["ids"] for r in state["rounds"]]
+
+
+def test_run_writes_every_artifact(tmp_path, tiny_model_dir):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--strategy", "star", "--rounds", "2") == 0
+    for strategy in ("random", "star"):
+        run_dir = out / strategy / "seed-0"
+        rows = read_jsonl(run_dir / "metrics.jsonl")
+        assert [r["round"] for r in rows] == [0, 1, 2]
+        assert [r["labeled"] for r in rows] == [4, 7, 10]
+        assert {"accuracy", "ece", "brier", "gap_spearman", "gap_auroc_full", "strategy", "seed"} <= set(rows[0])
+        state = json.loads((run_dir / "state.json").read_text())
+        assert state["phase"] == "done"
+        ids = [i for r in state["rounds"] for i in r["ids"]]
+        assert len(ids) == len(set(ids)) == 10 and set(state["labels"]) == set(ids)
+        for r in range(3):
+            assert (run_dir / f"round-{r}" / "adapter" / "adapter_model.safetensors").is_file()
+            assert (run_dir / f"round-{r}" / "predictions.jsonl").is_file()
+    star_rounds = json.loads((out / "star" / "seed-0" / "state.json").read_text())["rounds"]
+    assert [r["lambda"] for r in star_rounds] == [None, 0.9, 0.8]  # linear schedule, t = 0, 1
+    assert all(s is not None for s in star_rounds[1]["scores"])
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["strategies"]) == {"random", "star"}
+    assert "| labels |" in (out / "report.md").read_text()
+
+
+def test_same_config_and_seed_give_same_selections(tmp_path, tiny_model_dir):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert run_cli(out, tiny_model_dir, "--strategy", "entropy", "--rounds", "2") == 0
+    assert selections(a / "entropy" / "seed-0") == selections(b / "entropy" / "seed-0")
+    assert run_cli(tmp_path / "c", tiny_model_dir, "--strategy", "entropy", "--rounds", "2", "--seed", "1") == 0
+    assert selections(a / "entropy" / "seed-0") != selections(tmp_path / "c" / "entropy" / "seed-1")
+
+
+def test_rerun_of_finished_run_redoes_nothing_and_changed_config_is_refused(tmp_path, tiny_model_dir, capsys):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0
+    state_before = (out / "random" / "seed-0" / "state.json").read_text()
+    adapter = out / "random" / "seed-0" / "round-1" / "adapter" / "adapter_model.safetensors"
+    mtime = adapter.stat().st_mtime_ns
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0
+    assert (out / "random" / "seed-0" / "state.json").read_text() == state_before
+    assert adapter.stat().st_mtime_ns == mtime
+    capsys.readouterr()
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1", "--set", "train.epochs=2") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "train.epochs" in err and "--restart" in err
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1", "--set", "train.epochs=2",
+                   "--restart") == 0
+
+
+def test_passive_labels_whole_pool_once(tmp_path, tiny_model_dir):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "passive", "--rounds", "3") == 0
+    rows = read_jsonl(out / "passive" / "seed-0" / "metrics.jsonl")
+    assert [(r["round"], r["labeled"]) for r in rows] == [(0, 20)]
+
+
+def test_budget_stops_the_loop(tmp_path, tiny_model_dir):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "5", "--set", "loop.budget=9") == 0
+    rows = read_jsonl(out / "random" / "seed-0" / "metrics.jsonl")
+    assert [r["labeled"] for r in rows] == [4, 7, 9]
+
+
+def test_pool_too_small_is_one_line(tmp_path, tiny_model_dir, capsys):
+    code = run_cli(tmp_path / "exp", tiny_model_dir, "--strategy", "random", "--set", "loop.initial=50")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "50" in err and "20" in err
+    assert not (tmp_path / "exp" / "random").exists()
+
+
+def test_unknown_strategy_lists_valid_ones(tmp_path, tiny_model_dir, capsys):
+    assert run_cli(tmp_path / "exp", tiny_model_dir, "--strategy", "stra") == 2
+    err = capsys.readouterr().err
+    assert "unknown strategy 'stra'" in err and "random" in err and "star" in err
+
+
+def test_sigkill_then_rerun_gives_same_selections(tmp_path, tiny_model_dir):
+    """Kill the run mid-way with SIGKILL, run the same command again: same result as uninterrupted."""
+    args = ["--strategy", "star", "--rounds", "3"]
+    reference = tmp_path / "reference"
+    assert run_cli(reference, tiny_model_dir, *args) == 0
+
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "activelora.cli", "run", "--output", str(out), "--model", str(tiny_model_dir),
+               "--quiet", *SMALL, *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = out / "star" / "seed-0" / "state.json"
+    deadline = time.time() + 240
+    killed = False
+    while time.time() < deadline and process.poll() is None:
+        if state_file.is_file():
+            try:
+                state = json.loads(state_file.read_text())
+            except json.JSONDecodeError:
+                state = {"rounds": []}
+            if len(state["rounds"]) >= 2:  # inside round 1: after its selection
+                process.send_signal(signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.05)
+    process.wait(timeout=60)
+    assert killed, "the run finished before it could be killed; make it longer"
+    assert json.loads(state_file.read_text())["phase"] != "done"
+    assert run_cli(out, tiny_model_dir, *args) == 0
+    assert selections(out / "star" / "seed-0") == selections(reference / "star" / "seed-0")
+    rows = read_jsonl(out / "star" / "seed-0" / "metrics.jsonl")
+    assert [r["round"] for r in rows] == [0, 1, 2, 3]
