@@ -72,8 +72,12 @@ def test_answer_position_projection_equals_full_logits(make_tiny_llama, smol_tok
             np.testing.assert_allclose(got, want, **TOL, err_msg=f"{measure} normalize={normalize}")
 
 
-def test_padding_invariance(make_tiny_llama, smol_tokenizer, fake_task, fake_examples):
-    model = with_lora(make_tiny_llama(), 0.0)
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_padding_invariance(make_tiny_llama, smol_tokenizer, fake_task, fake_examples, attention):
+    model = make_tiny_llama()
+    model.set_attn_implementation(attention)  # eager builds its causal mask itself: check both
+    assert model.config._attn_implementation == attention
+    model = with_lora(model, 0.0)
     short = fake_examples[0]
     longer = [ex for ex in fake_examples if len(ex.question) > len(short.question)]
     for target in ("gold", "generated"):

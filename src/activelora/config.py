@@ -174,15 +174,16 @@ class StrategyConfig:
 class LoopConfig:
     strategies: list[str] = field(default_factory=lambda: ["random", "star"])
     seeds: list[int] = field(default_factory=lambda: [0])
+    # The defaults are the embedded demo: about 10 minutes on 2 CPU cores for random + star.
     initial: int = 32  # initial labelled set (round 0), random and seeded
     query_size: int = 32  # labels bought per round
-    rounds: int = 3  # query rounds after the initial set
+    rounds: int = 2  # query rounds after the initial set
     budget: int | None = None  # total labels; stops early when spent
     target_accuracy: float | None = None  # stop once reached
     warm_start: bool = False  # False: a fresh adapter every round (the paper)
-    pool_limit: int | None = 384  # unlabelled pool size (None: the whole train split)
-    test_limit: int | None = 100
-    probe_size: int = 32  # held-out labelled probe for the uncertainty-gap metrics (0: off)
+    pool_limit: int | None = 160  # unlabelled pool size (None: the whole train split)
+    test_limit: int | None = 80
+    probe_size: int = 16  # held-out labelled probe for the uncertainty-gap metrics (0: off)
 
     def __post_init__(self) -> None:
         _check(bool(self.strategies), "loop.strategies", "must name at least one strategy")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -149,7 +150,10 @@ def train_lora(
     scheduler = get_linear_schedule_with_warmup(
         optimizer, num_warmup_steps=int(train.warmup_ratio * steps), num_training_steps=steps
     )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    with warnings.catch_warnings():
+        # accelerate asks transformers a deprecated question; nothing the user can act on.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     model.train()
     result = TrainResult(steps=steps, examples=len(features))
     bar = tqdm(total=steps, desc=progress if isinstance(progress, str) else "train",

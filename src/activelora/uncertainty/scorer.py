@@ -159,11 +159,11 @@ def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normal
     backbone, project = _backbone_and_head(model)
     device = _device(model)
     seqs = [p + a for p, a in zip(prompts, answers)]
-    # Right padding: the real tokens keep positions 0..len-1 and never attend to a pad,
-    # so an example scores the same alone or next to longer neighbours.
-    ids, mask = pad_right(seqs, pad_id)
+    # Right padding: the real tokens keep positions 0..len-1 and, the model being causal,
+    # never attend to the pads after them; so an example scores the same alone or next to
+    # longer neighbours, and no attention mask is needed (the fused causal kernel runs).
+    ids, _ = pad_right(seqs, pad_id)
     input_ids = torch.tensor(ids, device=device)  # (B, L)
-    attention = torch.tensor(mask, device=device)  # (B, L)
     rows_b, lengths = input_ids.shape
     # The logits predicting answer token t sit one position to its left.
     rows = [b for b, a in enumerate(answers) for _ in a]
@@ -179,7 +179,7 @@ def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normal
     answer_hidden, hidden_sum = [], None
     for start in range(0, k, group):
         g = min(group, k - start)
-        out = backbone(input_ids=input_ids.repeat(g, 1), attention_mask=attention.repeat(g, 1), use_cache=False)
+        out = backbone(input_ids=input_ids.repeat(g, 1), use_cache=False)
         h = out.last_hidden_state.view(g, rows_b, lengths, -1)  # (g, B, L, H)
         answer_hidden.append(h[:, rows_t, cols_t])  # (g, N, H)
         if want_hidden:
@@ -210,11 +210,9 @@ def _prompt_hidden(model, prompts, pad_id) -> np.ndarray:
     """Mean last hidden state over each prompt: (B, H) (deterministic, eval mode)."""
     backbone, _ = _backbone_and_head(model)
     device = _device(model)
-    ids, mask = pad_right(prompts, pad_id)
-    attention = torch.tensor(mask, device=device)
-    h = backbone(input_ids=torch.tensor(ids, device=device), attention_mask=attention,
-                 use_cache=False).last_hidden_state.float()
-    m = attention.float()[:, :, None]
+    ids, mask = pad_right(prompts, pad_id)  # right padding: causal, no mask needed (see above)
+    h = backbone(input_ids=torch.tensor(ids, device=device), use_cache=False).last_hidden_state.float()
+    m = torch.tensor(mask, device=device, dtype=torch.float32)[:, :, None]
     return ((h * m).sum(1) / m.sum(1)).cpu().numpy().astype(np.float32)
 
 

@@ -1,0 +1,121 @@
+"""The command line: every --help, one-line errors with exit code 2, train/evaluate/probe on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from activelora.cli import COMMANDS, main
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-llama-cli")
+    make_tiny_llama().save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: activelora " + command in capsys.readouterr().out
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_bad_flag_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", "arith", "--out", "x", "--epochs", "many"])
+    assert exit_info.value.code == 2
+    assert "--epochs" in _one_line_error(capsys)
+
+
+def test_missing_data_file(tmp_path, capsys):
+    assert main(["evaluate", "--data", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    assert "none.jsonl" in _one_line_error(capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"question": "q", "answer": "a"}\n{not json\n')
+    assert main(["evaluate", "--data", str(data), "--task", "plain", "--out", str(tmp_path / "o")]) == 2
+    err = _one_line_error(capsys)
+    assert "d.jsonl:2" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_task_lists_valid(capsys, tmp_path):
+    assert main(["evaluate", "--data", "arith", "--task", "gsm9k", "--out", str(tmp_path / "o")]) == 2
+    err = _one_line_error(capsys)
+    assert "gsm9k" in err and "gsm8k" in err
+
+
+def test_bad_yaml_config(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  epochs: [1\n")
+    assert main(["run", "--config", str(config), "--output", str(tmp_path / "r")]) == 2
+    assert "c.yaml" in _one_line_error(capsys)
+    config.write_text("train:\n  epoch: 1\n")
+    assert main(["run", "--config", str(config), "--output", str(tmp_path / "r")]) == 2
+    err = _one_line_error(capsys)
+    assert "train.epoch" in err and "epochs" in err
+
+
+def test_missing_model_folder(tmp_path, capsys):
+    code = main(["evaluate", "--data", "arith", "--limit", "2", "--model", str(tmp_path / "nomodel"),
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "nomodel" in _one_line_error(capsys)
+
+
+def test_train_then_evaluate_then_probe(tmp_path, tiny_model_dir, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Say {w}.", "answer": w}) + "\n"
+                            for w in ["yes", "no", "red", "blue", "cat", "dog"]))
+    common = ["--data", str(data), "--task", "plain", "--model", str(tiny_model_dir)]
+    small = ["--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]", "--set", "train.epochs=1"]
+    assert main(["train", *common, "--out", str(tmp_path / "t"), *small]) == 0
+    adapter = tmp_path / "t" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert not list(adapter.glob("*.bin")) and not list(adapter.glob("*.pt"))
+
+    assert main(["evaluate", *common, "--adapter", str(adapter), "--max-new-tokens", "4",
+                 "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert metrics["n"] == 6 and 0.0 <= metrics["accuracy"] <= 1.0
+    rows = [json.loads(line) for line in (tmp_path / "e" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    assert {"id", "prediction", "answer", "correct", "confidence"} <= set(rows[0])
+    assert all(0.0 <= r["confidence"] <= 1.0 for r in rows)
+    assert metrics["accuracy"] == sum(r["correct"] for r in rows) / 6
+    assert "accuracy" in capsys.readouterr().out
+
+    assert main(["probe", *common, "--adapter", str(adapter), "--set", "score.max_new_tokens=4",
+                 "--set", "eval.max_new_tokens=4", "--out", str(tmp_path / "p")]) == 0
+    probe = json.loads((tmp_path / "p" / "probe.json").read_text())
+    assert {"ece", "ece_equal_mass", "mce", "brier", "spearman", "auroc_base", "auroc_full"} <= set(probe)
+    rows = [json.loads(line) for line in (tmp_path / "p" / "predictions.jsonl").read_text().splitlines()]
+    assert {"id", "confidence", "correct", "u_base", "u_full"} <= set(rows[0])
+    for name in ("reliability.png", "confidence.png", "gap.png"):
+        assert (tmp_path / "p" / name).read_bytes()[:4] == b"\x89PNG"
