@@ -231,19 +231,21 @@ def main() -> None:
         mem_child(args)
         return
 
-    model, tokenizer, task, examples = _load(args, args.n)
+    targets = [t for t in args.targets.split(",") if t]
+    model, tokenizer, task, examples = _load(args, args.n if targets else 1)
     device = str(next(model.parameters()).device)
     machine = {
         "cpu_count": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "torch_threads": torch.get_num_threads(), "device": device,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "torch": torch.__version__, "python": platform.python_version(),
     }
-    settings = {"n": len(examples), "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
+    settings = {"n": len(examples) if targets else 0, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
                 "measure": "entropy", "model": args.model}
-    results = [run_target(model, tokenizer, task, examples, t, args) for t in args.targets.split(",") if t]
+    results = [run_target(model, tokenizer, task, examples, t, args) for t in targets]
     del model
     sizes = [int(s) for s in args.mem_sizes.split(",") if s]
     mem = memory(args, sizes) if sizes else []

@@ -2,20 +2,25 @@
 # Reproduces the validity, ablation and calibration tables in docs/results.md.
 # About an hour on 2 CPU cores: two single-threaded workers side by side (one torch process
 # per core; two 2-thread processes on 2 cores slow each other down many times over).
+# Runs resume: re-running this script after an interruption continues where it stopped.
 #   benchmarks/run_validity.sh [OUTPUT_ROOT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-runs/bench}
-bin=.venv/bin/activelora
+mkdir -p "$root"
+run() { .venv/bin/activelora run --quiet "$@"; }
 export OMP_NUM_THREADS=1
+validity=(--config benchmarks/configs/validity_arith.yaml --output "$root/validity")
+calibration=(--config benchmarks/configs/calibration_arith.yaml --seed 0 --seed 1)
 (
-  $bin run --config benchmarks/configs/validity_arith.yaml --output "$root/validity" --quiet
-) > "$root.validity.log" 2>&1 &
+  run "${validity[@]}" --strategy random --strategy entropy --strategy star
+) > "$root/worker-a.log" 2>&1 &
 (
-  $bin run --config benchmarks/configs/calibration_arith.yaml --output "$root/calib-plain" --set regularization.apply=none --quiet
-  $bin run --config benchmarks/configs/calibration_arith.yaml --output "$root/calib-hybrid" --set regularization.apply=all --quiet
-  $bin run --config benchmarks/configs/ablations_arith.yaml --output "$root/ablations" --quiet
-) > "$root.calibration.log" 2>&1 &
+  run "${calibration[@]}" --output "$root/calib-plain" --set regularization.apply=none
+  run "${calibration[@]}" --output "$root/calib-hybrid" --set regularization.apply=all
+  run "${validity[@]}" --strategy pe
+  run --config benchmarks/configs/ablations_arith.yaml --output "$root/ablations" --seed 0
+) > "$root/worker-b.log" 2>&1 &
 wait
-$bin compare "$root/validity" "$root/ablations" --out "$root/validity-all"
+.venv/bin/activelora compare "$root/validity" "$root/ablations" --out "$root/validity-all"
 .venv/bin/python benchmarks/calibration_table.py "$root/calib-plain" "$root/calib-hybrid"

@@ -323,7 +323,7 @@ def _cache_key(model, tokenizer, task, *, measure, target, mc_samples, normalize
 # --------------------------------------------------------------------------- public API
 
 
-def _check_args(measure: Measure, target, mc_samples, batch_size, max_new_tokens, examples) -> None:
+def _check_args(measure: Measure, target, mc_samples, batch_size, max_new_tokens, temperature, examples) -> None:
     if target not in TARGETS:
         raise ConfigError(f"score.target: must be generated or gold, got {target!r}")
     if not isinstance(mc_samples, int) or mc_samples < 1:
@@ -334,6 +334,8 @@ def _check_args(measure: Measure, target, mc_samples, batch_size, max_new_tokens
         raise ConfigError(f"measure {measure.name!r} scores sampled answers; --target gold does not apply")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"score.batch_size: must be > 0, got {batch_size!r}")
+    if measure.needs_sampled_answers and not temperature > 0:
+        raise ConfigError(f"temperature: must be > 0 for {measure.name!r}, got {temperature!r}")
     if max_new_tokens is not None and max_new_tokens < 1:
         raise ConfigError(f"score.max_new_tokens: must be > 0, got {max_new_tokens!r}")
     seen: set[str] = set()
@@ -382,7 +384,7 @@ def score_pool(
     """
     spec = get_measure(measure) if isinstance(measure, str) else measure
     examples = list(examples)
-    _check_args(spec, target, mc_samples, batch_size, max_new_tokens, examples)
+    _check_args(spec, target, mc_samples, batch_size, max_new_tokens, temperature, examples)
     max_new = int(max_new_tokens if max_new_tokens is not None else task.max_new_tokens)
     if not examples:
         return []
@@ -463,7 +465,7 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
         texts = [task.target(ex).strip() for ex in chunk]
     else:
         gens = generate(model, tokenizer, prompts, max_new_tokens=max_new, stop_strings=stop,
-                        batch_size=batch_size, progress=False)
+                        batch_size=batch_size, progress=False if bar.disable else "generate")
         answers = [list(g.token_ids) for g in gens]
         texts = [g.text for g in gens]
 
