@@ -156,3 +156,13 @@ def test_sigkill_then_rerun_gives_same_selections(tmp_path, tiny_model_dir):
     assert selections(out / "star" / "seed-0") == selections(reference / "star" / "seed-0")
     rows = read_jsonl(out / "star" / "seed-0" / "metrics.jsonl")
     assert [r["round"] for r in rows] == [0, 1, 2, 3]
+
+
+def test_temperature_scaling_is_fitted_and_reported(tmp_path, tiny_model_dir):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "entropy", "--rounds", "1",
+                   "--set", "score.temperature_scaling=true") == 0
+    rows = read_jsonl(out / "entropy" / "seed-0" / "metrics.jsonl")
+    for row in rows:
+        assert 0.25 <= row["temperature"] <= 4.0
+        assert 0.0 <= row["ece_temperature_scaled"] <= 1.0

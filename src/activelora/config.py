@@ -139,6 +139,9 @@ class ScoreConfig:
     normalize: bool = False  # mean per token instead of sum
     batch_size: int = 16
     max_new_tokens: int | None = None
+    # Post-hoc temperature scaling in the loop: each round fits T on the labelled probe set
+    # and scores the pool with softmax(logits / T); needs loop.probe_size > 0.
+    temperature_scaling: bool = False
 
     def __post_init__(self) -> None:
         _check(self.target in ("generated", "gold"), "score.target",
@@ -194,6 +197,8 @@ class LoopConfig:
         _check(self.probe_size >= 0, "loop.probe_size", f"must be >= 0, got {self.probe_size!r}")
 
 
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -205,6 +210,10 @@ class Config:
     score: ScoreConfig = field(default_factory=ScoreConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        _check(not (self.score.temperature_scaling and self.loop.probe_size == 0), "score.temperature_scaling",
+               "needs a held-out labelled probe set to fit on: set loop.probe_size > 0")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

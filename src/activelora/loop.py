@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -198,14 +199,23 @@ class ActiveLearningRun:
             load_adapter_weights(self.model, round_dir(self.run_dir, r) / "adapter")
             self._adapter_round = r
 
+    def temperature(self, r: int) -> float:
+        """Round r's fitted logit temperature (1 when temperature scaling is off)."""
+        path = round_dir(self.run_dir, r) / "metrics.json"
+        if not self.config.score.temperature_scaling or not path.is_file():
+            return 1.0
+        return float(json.loads(path.read_text()).get("temperature") or 1.0)
+
     def _score(self, examples: Sequence[Example], *, base: bool, mc_samples: int, r: int,
-               hidden: bool = False, label: str = "score"):
+               hidden: bool = False, label: str = "score", temperature: float = 1.0,
+               measure: str | None = None):
         set_lora_dropout_rate(self.model, self.config.lora.lora_dropout)
         torch.manual_seed(run_seed(self.seed, r, salt=3 if not base else 4))
         sc = self.config.score
         return score_pool(
             self.model, self.tokenizer, self.data.task, list(examples),
-            measure=self.needs.measure or self.config.strategy.measure, target="generated",
+            measure=measure or self.needs.measure or self.config.strategy.measure, target="generated",
+            temperature=temperature,
             mc_samples=mc_samples, normalize=sc.normalize, batch_size=sc.batch_size,
             max_new_tokens=sc.max_new_tokens, chat_template=self.config.model.chat_template,
             base=base, cache=base, progress=f"round {r} {label}" if self.progress else False,
@@ -237,6 +247,8 @@ class ActiveLearningRun:
         row.update({k: calib[k] for k in ("ece", "ece_equal_mass", "mce", "brier", "nll", "mean_confidence")})
         if self.data.probe:
             row.update(self.probe_gap(r))
+            if self.config.score.temperature_scaling:
+                row.update(self.fit_temperature(r, result))
         row["eval_seconds"] = round(time.time() - started, 2)
         atomic_write_json(folder / "metrics.json", row)
         self._rewrite_metrics_log()
@@ -254,6 +266,22 @@ class ActiveLearningRun:
                          [p.correct for p in full.predictions])
         return {f"gap_{k}": gap[k] for k in ("spearman", "kendall", "auroc_base", "auroc_full")} | {
             "probe_accuracy": full.accuracy}
+
+    def fit_temperature(self, r: int, result: EvalResult) -> dict:
+        """Fit T on the probe set; report the test ECE of the answers' confidence before and
+        after scaling. The pool is then scored with the same T (see :meth:`step_score`)."""
+        from .probes.calibration import ece
+        from .probes.temperature import fit_logit_temperature
+
+        temperature = fit_logit_temperature(self.model, self.tokenizer, self.data.task, self.data.probe,
+                                            batch_size=self.config.score.batch_size,
+                                            chat_template=self.config.model.chat_template)
+        # Greedy answers do not depend on T, so these are the evaluated answers, rescored.
+        scaled = self._score(self.data.test, base=False, mc_samples=1, r=r, label="rescale",
+                             temperature=temperature, measure="pe")
+        confidence = [math.exp(-s.score) for s in scaled]
+        correct = [p.correct for p in result.predictions]
+        return {"temperature": temperature, "ece_temperature_scaled": ece(confidence, correct)}
 
     def _rewrite_metrics_log(self) -> None:
         """metrics.jsonl from the per-round files: idempotent, so a resume never duplicates."""
@@ -273,7 +301,7 @@ class ActiveLearningRun:
         out = {"ids": ids}
         if needs.full_scores:
             scored = self._score(examples, base=False, mc_samples=needs.mc_samples, r=r,
-                                 hidden=needs.hidden_states, label="score pool")
+                                 hidden=needs.hidden_states, label="score pool", temperature=self.temperature(r))
             out["full_scores"] = [s.score for s in scored]
             out["full_samples"] = [s.samples for s in scored]
             if needs.hidden_states:

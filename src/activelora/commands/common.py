@@ -29,7 +29,7 @@ def add_model_args(parser: argparse.ArgumentParser, adapter: bool = True) -> Non
 def add_data_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--data", required=required,
                         help="arith, a .jsonl/.csv file or folder, or a Hugging Face dataset name")
-    parser.add_argument("--split", help="split to read (default: train for train, test otherwise)")
+    parser.add_argument("--split", help="split to read (default: train for train and score, test otherwise)")
     parser.add_argument("--task", help="gsm8k | boolq | obqa | plain | arith (default: inferred from --data)")
     parser.add_argument("--limit", type=_positive_int, help="use the first N rows")
     parser.add_argument("--question-field", help="field holding the question (default: question)")

@@ -40,7 +40,7 @@ class Generation:
         return math.exp(self.logprob / n) if n else 1.0
 
 
-def _answer_length(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> tuple[int, str]:
+def answer_length(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> tuple[int, str]:
     """How many generated ids belong to the answer, and its text cut before a stop string.
 
     A finished row is filled with the pad id (often equal to EOS), so the end is found
@@ -124,7 +124,7 @@ def generate(
         chosen = torch.log_softmax(scores, dim=-1).gather(-1, new_ids[:, : scores.shape[1], None]).squeeze(-1)
         for row, index in enumerate(batch):
             row_ids = new_ids[row].tolist()
-            length, text = _answer_length(tokenizer, row_ids, stop_strings)
+            length, text = answer_length(tokenizer, row_ids, stop_strings)
             results[index] = Generation(text.strip(), row_ids[:length], chosen[row, :length].tolist())
         bar.update(len(batch))
     bar.close()

@@ -30,7 +30,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
-from ..models.generation import _answer_length, generate
+from ..models.generation import answer_length, generate
 from ..models.loading import cache_dir
 from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout
 from ..models.text import encode_prompt, encode_target, pad_left, pad_right
@@ -154,7 +154,7 @@ class _Budget:
 
 @torch.no_grad()
 def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normalize: bool,
-                    pad_id: int, budget: _Budget, want_hidden: bool):
+                    pad_id: int, budget: _Budget, want_hidden: bool, temperature: float = 1.0):
     """Score one padded batch. Returns (scores (B,), per-pass (K, B) or None, hidden (B, H) or None)."""
     backbone, project = _backbone_and_head(model)
     device = _device(model)
@@ -193,6 +193,8 @@ def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normal
     values = []
     for s in range(0, n_total, step):
         logits = project(hid[:, s:s + step])  # (K, n, V)
+        if temperature != 1.0:  # temperature scaling: softmax(z / T) (Guo et al. 2017)
+            logits = logits / temperature
         values.append(measure.position_values(logits, targets[s:s + step]).double())
     per_position = torch.cat(values, -1) if values else torch.zeros((() if measure.joint else (k,)) + (0,),
                                                                     dtype=torch.float64, device=device)
@@ -240,7 +242,7 @@ def _sample_answers(model, tokenizer, prompts, *, k, max_new_tokens, stop_string
         new = out[:, input_ids.shape[1]:].tolist()  # (len(batch) * K, steps), prompt-major
         for row, index in enumerate(batch):
             for j in range(k):
-                _, text = _answer_length(tokenizer, new[row * k + j], stop_strings)
+                _, text = answer_length(tokenizer, new[row * k + j], stop_strings)
                 texts[index].append(text.strip())
     return texts
 
@@ -316,7 +318,7 @@ def _cache_key(model, tokenizer, task, *, measure, target, mc_samples, normalize
         "normalize": normalize,
         "max_new_tokens": max_new_tokens,
         "seed": seed if stochastic else None,
-        "temperature": temperature if measure.needs_sampled_answers else None,
+        "temperature": temperature,
     }
 
 
@@ -334,8 +336,8 @@ def _check_args(measure: Measure, target, mc_samples, batch_size, max_new_tokens
         raise ConfigError(f"measure {measure.name!r} scores sampled answers; --target gold does not apply")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"score.batch_size: must be > 0, got {batch_size!r}")
-    if measure.needs_sampled_answers and not temperature > 0:
-        raise ConfigError(f"temperature: must be > 0 for {measure.name!r}, got {temperature!r}")
+    if not temperature > 0:
+        raise ConfigError(f"temperature: must be > 0, got {temperature!r}")
     if max_new_tokens is not None and max_new_tokens < 1:
         raise ConfigError(f"score.max_new_tokens: must be > 0, got {max_new_tokens!r}")
     seen: set[str] = set()
@@ -373,7 +375,9 @@ def score_pool(
 
     ``target``: ``generated`` (greedy answers; label-free) or ``gold`` (needs labels).
     ``mc_samples`` K: LoRA-dropout passes (per-pass measures average them; ``bald`` needs
-    K >= 2) or, for ``vote``, sampled answers at ``temperature``. ``base``: the adapter is
+    K >= 2) or, for ``vote``, sampled answers. ``temperature`` T: every distribution is
+    ``softmax(logits / T)`` (the teacher-forced pass, and the sampling for ``vote``); a T fitted
+    on held-out labels is post-hoc temperature scaling. ``base``: the adapter is
     disabled and results are cached on disk when ``cache``. ``seed`` fixes the dropout masks
     and samples for this pool and batch size; the global RNG state is left untouched.
     ``return_hidden``: also the mean prompt hidden state (for diversity sampling).
@@ -475,7 +479,8 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
         for idx in budget.batches(order, lengths, batch_size):
             scores, passes, hidden = _teacher_forced(
                 model, [prompts[i] for i in idx], [answers[i] for i in idx], measure=spec, k=k,
-                normalize=normalize, pad_id=pad_id, budget=budget, want_hidden=want_hidden)
+                normalize=normalize, pad_id=pad_id, budget=budget, want_hidden=want_hidden,
+                temperature=temperature)
             for j, i in enumerate(idx):
                 samples = tuple(float(v) for v in passes[:, j]) if passes is not None and k > 1 else ()
                 yield ScoredExample(chunk[i].id, float(scores[j]), samples, texts[i], (),
