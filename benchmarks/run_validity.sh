@@ -11,15 +11,19 @@ mkdir -p "$root"
 run() { .venv/bin/activelora run --quiet "$@"; }
 export OMP_NUM_THREADS=1
 validity=(--config benchmarks/configs/validity_arith.yaml --output "$root/validity")
+ablations=(--config benchmarks/configs/ablations_arith.yaml --output "$root/ablations")
 calibration=(--config benchmarks/configs/calibration_arith.yaml --seed 0 --seed 1)
+# Each worker gets about half of the 25 runs (STAR-type runs cost more: base scores and
+# three MC passes over the pool).
 (
   run "${validity[@]}" --strategy random --strategy entropy --strategy star
+  run "${ablations[@]}" --strategy star-no-dynamic
 ) > "$root/worker-a.log" 2>&1 &
 (
   run "${calibration[@]}" --output "$root/calib-plain" --set regularization.apply=none
   run "${calibration[@]}" --output "$root/calib-hybrid" --set regularization.apply=all
   run "${validity[@]}" --strategy pe
-  run --config benchmarks/configs/ablations_arith.yaml --output "$root/ablations" --seed 0
+  run "${ablations[@]}" --strategy star-no-l2 --strategy star-no-mc
 ) > "$root/worker-b.log" 2>&1 &
 wait
 .venv/bin/activelora compare "$root/validity" "$root/ablations" --out "$root/validity-all"

@@ -62,6 +62,8 @@ def test_run_writes_every_artifact(tmp_path, tiny_model_dir):
         for r in range(3):
             assert (run_dir / f"round-{r}" / "adapter" / "adapter_model.safetensors").is_file()
             assert (run_dir / f"round-{r}" / "predictions.jsonl").is_file()
+            selection = json.loads((run_dir / f"round-{r}" / "selection.json").read_text())
+            assert selection["ids"] == state["rounds"][r]["ids"] and selection["round"] == r
     star_rounds = json.loads((out / "star" / "seed-0" / "state.json").read_text())["rounds"]
     assert [r["lambda"] for r in star_rounds] == [None, 0.9, 0.8]  # linear schedule, t = 0, 1
     assert all(s is not None for s in star_rounds[1]["scores"])
@@ -95,6 +97,38 @@ def test_rerun_of_finished_run_redoes_nothing_and_changed_config_is_refused(tmp_
     assert len(err.splitlines()) == 1 and "train.epochs" in err and "--restart" in err
     assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1", "--set", "train.epochs=2",
                    "--restart") == 0
+
+
+def test_restart_starts_over_only_runs_that_cannot_resume(tmp_path, tiny_model_dir):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0
+    adapter = out / "random" / "seed-0" / "round-1" / "adapter" / "adapter_model.safetensors"
+    mtime = adapter.stat().st_mtime_ns
+    # Same config: --restart has nothing to start over; the finished run keeps its labels.
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1", "--restart") == 0
+    assert adapter.stat().st_mtime_ns == mtime
+    # Changed config: that run starts over.
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1", "--restart",
+                   "--set", "train.epochs=2") == 0
+    assert adapter.stat().st_mtime_ns != mtime
+
+
+@pytest.mark.parametrize("strategy", ["bald", "vote"])
+def test_mc_only_measures_run_with_gap_metrics(tmp_path, tiny_model_dir, strategy):
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", strategy, "--rounds", "1") == 0
+    rows = read_jsonl(out / strategy / "seed-0" / "metrics.jsonl")
+    assert [r["round"] for r in rows] == [0, 1]
+    # The base model has no dropout to sample: the gap compares entropies instead.
+    assert all(r["gap_measure"] == "entropy" and r["gap_spearman"] is not None for r in rows)
+
+
+def test_passive_beside_others_still_checks_the_initial_set(tmp_path, tiny_model_dir, capsys):
+    code = run_cli(tmp_path / "exp", tiny_model_dir, "--strategy", "passive", "--strategy", "random",
+                   "--set", "loop.initial=50")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "50" in err
+    assert not (tmp_path / "exp").exists()
 
 
 def test_passive_labels_whole_pool_once(tmp_path, tiny_model_dir):
@@ -166,3 +200,16 @@ def test_temperature_scaling_is_fitted_and_reported(tmp_path, tiny_model_dir):
     for row in rows:
         assert 0.25 <= row["temperature"] <= 4.0
         assert 0.0 <= row["ece_temperature_scaled"] <= 1.0
+
+
+def test_one_data_file_is_split_into_disjoint_test_and_pool(tmp_path, tiny_model_dir):
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Say {i}.", "answer": str(i)}) + "\n" for i in range(40)))
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--data", str(data), "--task", "plain", "--strategy", "random",
+                   "--rounds", "1") == 0
+    run_dir = out / "random" / "seed-0"
+    tested = [json.loads(line)["id"] for line in (run_dir / "round-0" / "predictions.jsonl").read_text().splitlines()]
+    pool = json.loads((run_dir / "round-0" / "pool_scores.json").read_text())["ids"]
+    labelled = json.loads((run_dir / "state.json").read_text())["labels"]
+    assert len(tested) == 6 and not set(tested) & (set(pool) | set(labelled))

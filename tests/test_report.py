@@ -66,3 +66,24 @@ def test_default_target_is_ninety_percent_of_best_final():
 def test_compare_without_runs_is_one_line(tmp_path, capsys):
     assert main(["compare", str(tmp_path)]) == 2
     assert "no runs found" in capsys.readouterr().err
+
+
+def test_compare_two_experiments_with_the_same_strategy_and_seed(tmp_path, capsys):
+    first, second = tmp_path / "baseline", tmp_path / "tuned"
+    write_run(first, "random", 0, [0.1, 0.2], [16, 32])
+    write_run(first, "star", 0, [0.1, 0.3], [16, 32])
+    write_run(second, "random", 0, [0.2, 0.4], [16, 32])
+    out = tmp_path / "cmp"
+    assert main(["compare", str(first), str(second), "--out", str(out)]) == 0
+    strategies = json.loads((out / "summary.json").read_text())["strategies"]
+    assert set(strategies) == {"baseline:random", "tuned:random", "star"}
+    assert strategies["tuned:random"]["final_accuracy"] == pytest.approx(0.4)
+
+
+def test_duplicate_run_within_one_experiment_is_refused(tmp_path, capsys):
+    write_run(tmp_path / "a", "random", 0, [0.1], [16])
+    (tmp_path / "a" / "copy" / "seed-0").mkdir(parents=True)
+    (tmp_path / "a" / "copy" / "seed-0" / "metrics.jsonl").write_text(
+        (tmp_path / "a" / "random" / "seed-0" / "metrics.jsonl").read_text())
+    assert main(["compare", str(tmp_path / "a"), "--out", str(tmp_path / "cmp")]) == 2
+    assert "a second run of strategy 'random' seed 0" in capsys.readouterr().err

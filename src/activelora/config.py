@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, UnknownNameError
 
 DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -24,6 +26,16 @@ DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "
 def _check(condition: bool, where: str, message: str) -> None:
     if not condition:
         raise ConfigError(f"{where}: {message}")
+
+
+def _check_measure(name: str, where: str) -> None:
+    """``name`` must be a registered uncertainty measure; the error lists the valid ones."""
+    from .uncertainty.measures import get_measure  # lazily: uncertainty imports this module
+
+    try:
+        get_measure(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -148,6 +160,7 @@ class ScoreConfig:
                f"must be generated or gold, got {self.target!r}")
         _check(self.mc_samples >= 1, "score.mc_samples", f"must be >= 1, got {self.mc_samples!r}")
         _check(self.batch_size > 0, "score.batch_size", f"must be > 0, got {self.batch_size!r}")
+        _check_measure(self.measure, "score.measure")
 
 
 @dataclass
@@ -165,6 +178,7 @@ class StrategyConfig:
     diversity_factor: float = 0.0  # > 1: take top factor*n, then k-center greedy to n
 
     def __post_init__(self) -> None:
+        _check_measure(self.measure, "strategy.measure")
         _check(self.mc_samples >= 1, "strategy.mc_samples", f"must be >= 1, got {self.mc_samples!r}")
         _check(self.schedule_step > 0, "strategy.schedule_step", "must be > 0")
         _check(0 < self.schedule_rate < 1, "strategy.schedule_rate", "must be in (0, 1)")
@@ -195,6 +209,13 @@ class LoopConfig:
         _check(self.query_size > 0, "loop.query_size", f"must be > 0, got {self.query_size!r}")
         _check(self.rounds >= 0, "loop.rounds", f"must be >= 0, got {self.rounds!r}")
         _check(self.probe_size >= 0, "loop.probe_size", f"must be >= 0, got {self.probe_size!r}")
+        for name in ("budget", "pool_limit", "test_limit"):
+            value = getattr(self, name)
+            _check(value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0),
+                   f"loop.{name}", f"must be a positive integer or null, got {value!r}")
+        _check(self.target_accuracy is None or (isinstance(self.target_accuracy, (int, float))
+                                                and 0 <= self.target_accuracy <= 1),
+               "loop.target_accuracy", f"must be in [0, 1] or null, got {self.target_accuracy!r}")
 
 
 
@@ -228,24 +249,44 @@ def _nearest(name: str, valid: list[str]) -> str:
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check a YAML/flag value against a field's type; ints are accepted for floats."""
-    text = str(annotation)
-    if value is None:
-        _check("None" in text or "Optional" in text, where, "may not be null")
-        return None
-    if annotation is bool or text == "bool":
+    """Check a YAML/flag value against a field's type annotation and return it converted.
+
+    Driven by the annotation only: ``X | None`` allows null, ``list[X]`` checks every
+    element against ``X``. Ints are accepted for floats, and so is a string that reads as a
+    number (YAML takes ``1e-3`` for a string); numbers are accepted for strings.
+    """
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Union or origin is types.UnionType:
+        inner = [a for a in args if a is not type(None)]
+        if value is None:
+            _check(len(inner) < len(args), where, "may not be null")
+            return None
+        return _coerce(value, inner[0], where) if len(inner) == 1 else value
+    _check(value is not None, where, "may not be null")
+    if origin is list:
+        _check(isinstance(value, list), where, f"must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if annotation is bool:
         _check(isinstance(value, bool), where, f"must be true or false, got {value!r}")
         return value
-    if "float" in text and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if text.startswith("int") or text == "int | None" or annotation is int:
+    if annotation is int:
         _check(isinstance(value, int) and not isinstance(value, bool), where,
                f"must be an integer, got {value!r}")
         return value
-    if "list" in text:
-        _check(isinstance(value, list), where, f"must be a list, got {value!r}")
-        return value
-    if "str" in text:
+    if annotation is float:
+        number = None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+        _check(number is not None, where, f"must be a number, got {value!r}")
+        _check(math.isfinite(number), where, f"must be a finite number, got {value!r}")
+        return number
+    if annotation is str:
         _check(isinstance(value, (str, int, float)) and not isinstance(value, bool), where,
                f"must be a string, got {value!r}")
         return str(value)

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data.example import Example
-from .errors import ConfigError, PoolExhaustedError
+from .errors import ConfigError, PoolExhaustedError, RunStateError
 from .evaluation import EvalResult, evaluate
 from .models.lora import load_adapter_weights, reset_lora, save_adapter, set_lora_dropout_rate
 from .oracle import Oracle, SimulatedOracle
@@ -92,10 +92,17 @@ class ActiveLearningRun:
         self._adapter_round: int | None = None  # which round's adapter the model holds now
         run_config = {**config.to_dict(), "run": {"strategy": strategy_name, "seed": seed,
                                                   "data": data.fingerprint()}}
-        if restart and self.run_dir.exists():
-            shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.state = RunState.load_or_create(self.run_dir, run_config, restart=restart)
+        try:
+            self.state = RunState.load_or_create(self.run_dir, run_config)
+        except RunStateError:
+            if not restart:
+                raise
+            # --restart starts over only the runs that cannot resume (changed config or an
+            # unreadable state); a run with the same config keeps its labels and resumes.
+            shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True)
+            self.state = RunState.load_or_create(self.run_dir, run_config)
         atomic_write_json(self.run_dir / "config.json", run_config)
 
     # ------------------------------------------------------------------ plan
@@ -146,10 +153,10 @@ class ActiveLearningRun:
                 raise PoolExhaustedError(n, len(ids), where="pool for the initial labelled set")
             chooser = self.strategy if self.needs.trains_on_whole_pool else get_strategy("random", self.config.strategy)
             selection = chooser.select(PoolView(ids=ids, rng=rng, round_index=0), n)
-            self.state.add_round(selection.ids, selection.scores, info={"initial": True, **selection.info})
-            return
-        pool = self._load_pool_view(r - 1, rng)
-        selection = self.strategy.select(pool, self.next_batch_size())
+            selection.info = {"initial": True, **selection.info}
+        else:
+            pool = self._load_pool_view(r - 1, rng)
+            selection = self.strategy.select(pool, self.next_batch_size())
         lam = selection.info.get("lambda")
         atomic_write_json(round_dir(self.run_dir, r) / "selection.json", {
             "round": r, "strategy": self.strategy_name, "ids": selection.ids,
@@ -260,12 +267,22 @@ class ActiveLearningRun:
         full = evaluate(self.model, self.tokenizer, self.data.task, probe,
                         batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
                         chat_template=self.config.model.chat_template, progress=False)
-        u_full = self._score(probe, base=False, mc_samples=1, r=r, label="probe")
-        u_base = self._score(probe, base=True, mc_samples=1, r=r, label="probe base")
+        measure = self.gap_measure()
+        u_full = self._score(probe, base=False, mc_samples=1, r=r, label="probe", measure=measure)
+        u_base = self._score(probe, base=True, mc_samples=1, r=r, label="probe base", measure=measure)
         gap = gap_report([s.score for s in u_base], [s.score for s in u_full],
                          [p.correct for p in full.predictions])
         return {f"gap_{k}": gap[k] for k in ("spearman", "kendall", "auroc_base", "auroc_full")} | {
-            "probe_accuracy": full.accuracy}
+            "probe_accuracy": full.accuracy, "gap_measure": measure}
+
+    def gap_measure(self) -> str:
+        """The measure both gap terms use: the strategy's, unless it is defined only over
+        several MC passes (bald, vote). The base model has no dropout to sample, so those
+        would be constant for it; entropy is then used for both sides."""
+        from .uncertainty.measures import MEASURES
+
+        name = self.needs.measure or self.config.strategy.measure
+        return "entropy" if MEASURES.get(name).mc else name
 
     def fit_temperature(self, r: int, result: EvalResult) -> dict:
         """Fit T on the probe set; report the test ECE of the answers' confidence before and
@@ -361,7 +378,8 @@ class ActiveLearningRun:
 
 def load_experiment_data(config: Config) -> ExperimentData:
     """Pool, test and probe sets. The probe comes from the train split, before the pool,
-    so it is never labelled or selected."""
+    so it is never labelled or selected. A single file (no splits) is split here: test rows
+    first, then probe and pool from the rest."""
     from .data.loaders import load_examples
     from .data.tasks import get_task, infer_task
 
@@ -372,12 +390,30 @@ def load_experiment_data(config: Config) -> ExperimentData:
     wanted = None if pool_limit is None else pool_limit + loop.probe_size
     common = dict(task=task_name, question_field=config.data.question_field,
                   answer_field=config.data.answer_field, id_field=config.data.id_field, seed=config.data.seed)
-    train = load_examples(config.data.source, config.data.train_split, limit=wanted, **common)
-    test = load_examples(config.data.source, config.data.test_split,
-                         limit=loop.test_limit or config.data.test_limit, **common)
+    test_limit = loop.test_limit or config.data.test_limit
+    test = load_examples(config.data.source, config.data.test_split, limit=test_limit, **common)
+    if Path(config.data.source).expanduser().is_file():
+        # One file holds every split: its first test_limit rows are the test set and the pool
+        # comes from the rows after them, so the model is never judged on what it trained on.
+        if test_limit is None:
+            raise ConfigError(f"data.source {config.data.source}: one file holds both splits; set "
+                              "loop.test_limit to hold out that many rows as the test set")
+        rows = load_examples(config.data.source, config.data.train_split,
+                             limit=None if wanted is None else wanted + len(test), **common)
+        held_out = {ex.id for ex in test}
+        train = [ex for ex in rows if ex.id not in held_out]
+        log.info("%s: test = its first %d rows, pool and probe from the %d after them",
+                 config.data.source, len(test), len(train))
+    else:
+        train = load_examples(config.data.source, config.data.train_split, limit=wanted, **common)
     probe, pool = train[:loop.probe_size], train[loop.probe_size:]
-    needed = 0 if "passive" in loop.strategies else loop.initial
-    if len(pool) < max(needed, 1):
+    from .strategies import get_strategy as strategy_named
+
+    # Passive learning labels whatever the pool holds; every other strategy starts from
+    # loop.initial random labels.
+    needed = max(1 if strategy_named(name, config.strategy).needs().trains_on_whole_pool else loop.initial
+                 for name in loop.strategies)
+    if len(pool) < needed:
         raise PoolExhaustedError(needed, len(pool), where=f"pool from {config.data.source}")
     return ExperimentData(task=task, pool=pool, test=test, probe=probe)
 

@@ -22,8 +22,13 @@ CURVE_METRICS = ("accuracy", "ece", "gap_spearman", "gap_auroc_full")
 
 
 def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dict]]]:
-    """``{strategy: {seed: rows}}`` for every run under the given experiment folders."""
-    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    """``{label: {seed: rows}}`` for every run under the given experiment folders.
+
+    The label is the strategy's name; a strategy found in more than one experiment folder
+    is labelled ``<folder name>:<strategy>`` there, so that two experiments that both ran
+    (say) ``random`` with seed 0 can be compared side by side.
+    """
+    found: list[tuple[Path, str, int, list[dict], Path]] = []
     for directory in directories:
         directory = Path(directory)
         if not directory.is_dir():
@@ -33,14 +38,19 @@ def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dic
             files = [directory / "metrics.jsonl"]
         for path in files:
             rows = read_jsonl(path)
-            if not rows:
-                continue
-            strategy, seed = rows[0]["strategy"], int(rows[0]["seed"])
-            if seed in runs[strategy]:
-                raise DataError(f"{path}: a second run of strategy {strategy!r} seed {seed}")
-            runs[strategy][seed] = rows
-    if not runs:
+            if rows:
+                found.append((directory, rows[0]["strategy"], int(rows[0]["seed"]), rows, path))
+    if not found:
         raise DataError("no runs found (expected <dir>/<strategy>/seed-<n>/metrics.jsonl)")
+    folders_of: dict[str, set[Path]] = defaultdict(set)
+    for directory, strategy, _, _, _ in found:
+        folders_of[strategy].add(directory.resolve())
+    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    for directory, strategy, seed, rows, path in found:
+        label = strategy if len(folders_of[strategy]) == 1 else f"{directory.resolve().name}:{strategy}"
+        if seed in runs[label]:
+            raise DataError(f"{path}: a second run of strategy {strategy!r} seed {seed}")
+        runs[label][seed] = rows
     return dict(runs)
 
 

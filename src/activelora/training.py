@@ -9,7 +9,8 @@ The two parts, each switchable for ablations:
 
 The loss is the mean token cross-entropy over target tokens only. AdamW with a linear
 schedule sized from the number of optimiser steps actually run (the authors sized it from
-the test set), gradient clipping, gradient accumulation through ``accelerate``.
+the test set), gradient clipping, gradient accumulation over groups of micro-batches, ``accelerate`` for
+device placement and bf16.
 """
 
 from __future__ import annotations
@@ -135,10 +136,13 @@ def train_lora(
     torch.manual_seed(train.seed)
     features = build_features(tokenizer, task, examples, train.max_length, chat_template)
     batches = _batches(len(features), train.batch_size, train.epochs, train.seed)
-    steps = math.ceil(len(batches) / train.grad_accum)
+    # Accumulation is done by hand over explicit groups of micro-batches: the batches are a
+    # plain list, not a prepared dataloader, so accelerate's ``accumulate`` would never see
+    # the end of the data and would drop a last, partial group without an optimiser step.
+    groups = [batches[i:i + train.grad_accum] for i in range(0, len(batches), train.grad_accum)]
+    steps = len(groups)
 
     accelerator = Accelerator(
-        gradient_accumulation_steps=train.grad_accum,
         mixed_precision="bf16" if train.bf16 else "no",
         cpu=not torch.cuda.is_available(),
     )
@@ -158,25 +162,24 @@ def train_lora(
     result = TrainResult(steps=steps, examples=len(features))
     bar = tqdm(total=steps, desc=progress if isinstance(progress, str) else "train",
                unit="step", disable=not progress, leave=False)
-    running = 0.0
-    for i, batch_ids in enumerate(batches):
-        batch = _collate([features[j] for j in batch_ids], tokenizer.pad_token_id, accelerator.device)
-        with accelerator.accumulate(model):
+    for group in groups:
+        step_loss = 0.0
+        for batch_ids in group:
+            batch = _collate([features[j] for j in batch_ids], tokenizer.pad_token_id, accelerator.device)
             loss = model(**batch).loss
             if reg.b_l2_mode == "penalty" and reg.b_l2_penalty > 0:
                 loss = loss + reg.b_l2_penalty * b_l2_penalty(model)
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and train.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), train.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        running += loss.item() / train.grad_accum
-        if accelerator.sync_gradients or i == len(batches) - 1:
-            result.losses.append(running)
-            bar.set_postfix(loss=f"{running:.3f}")
-            bar.update(1)
-            running = 0.0
+            # The mean over the group's micro-batches: gradients add up across backward calls.
+            accelerator.backward(loss / len(group))
+            step_loss += loss.item() / len(group)
+        if train.max_grad_norm > 0:
+            accelerator.clip_grad_norm_(model.parameters(), train.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        result.losses.append(step_loss)
+        bar.set_postfix(loss=f"{step_loss:.3f}")
+        bar.update(1)
     bar.close()
     if train.gradient_checkpointing:
         model.gradient_checkpointing_disable()

@@ -96,6 +96,12 @@ def load_split(config: Config, split: str, limit: int | None):
     return task, examples
 
 
+def same_rows(config: Config, split: str, other: str) -> bool:
+    """Whether two split names read the same rows: the same name, or a single data file
+    (a file has no splits; every name reads all of it)."""
+    return split == other or Path(config.data.source).expanduser().is_file()
+
+
 def load_model_and_adapter(config: Config, adapter: str | None = None):
     """The base model, with a saved adapter attached when one is named."""
     from ..models.loading import load_model
@@ -108,10 +114,38 @@ def load_model_and_adapter(config: Config, adapter: str | None = None):
     return model, tokenizer
 
 
+def _check_parent(out: Path, flag: str) -> None:
+    """The folders above ``out`` must exist or be creatable: the nearest existing one must be
+    a writable folder. Nothing is created here."""
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"{flag} {out}: cannot be created, {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {out}: cannot be created, {parent} is not writable")
+
+
 def output_dir(path: str | None, flag: str = "--out") -> Path:
+    """An output folder, checked before any work: not an existing file, and creatable."""
     if not path:
         raise ConfigError(f"{flag} is required")
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{flag} {out}: exists and is not a folder")
+    if not out.exists():
+        _check_parent(out, flag)
+    elif not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {out}: folder is not writable")
+    return out
+
+
+def output_file(path: str | None, flag: str = "--out") -> Path:
+    """An output file, checked before any work: not an existing folder, its folder creatable."""
+    if not path:
+        raise ConfigError(f"{flag} is required")
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(f"{flag} {out}: is a folder; expected a file name, e.g. {out / 'scores.jsonl'}")
+    _check_parent(out, flag)
     return out

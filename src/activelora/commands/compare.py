@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import common
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dirs", nargs="+", metavar="DIR", help="experiment folders written by `activelora run`")
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..report import compare
 
-    out = args.out or args.dirs[0]
+    out = common.output_dir(args.out or args.dirs[0])
     _, table = compare(args.dirs, out, args.target)
     print(table, end="")
     print(f"-> {out}/report.md, {out}/summary.json, {out}/curves.png")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from . import common
 
@@ -36,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     common.setup_logging()
     config = common.config_from_args(args, {"loop": {
         "strategies": args.strategies, "seeds": args.seeds, "rounds": args.rounds}})
-    output = Path(args.output)
+    output = common.output_dir(args.output, "--output")
     started = time.time()
     run_experiment(config, output, restart=args.restart, progress=not args.quiet)
     _, table = compare([output], output)

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "measure": args.measure, "target": args.target, "mc_samples": args.mc_samples,
         "normalize": args.normalize, "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size}})
     sc = config.score
+    out = common.output_file(args.out)  # before the (long) scoring, not after it
     split = args.split or config.data.train_split  # the unlabelled pool is the train split
     task, examples = common.load_split(config, split, args.limit or config.data.limit)
     model, tokenizer = common.load_model_and_adapter(config, args.adapter)
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise DataError(f"{len(bad)} non-finite scores (first: {bad[0]!r}); the model produced nan/inf")
     target = "sampled" if sc.measure == "vote" else sc.target
     lines = "".join(json.dumps({**r.to_json(), "target": target}, ensure_ascii=False) + "\n" for r in results)
-    atomic_write_text(args.out, lines)  # all or nothing
+    atomic_write_text(out, lines)  # all or nothing
     rate = len(results) / seconds if seconds > 0 else float("inf")
     print(f"scored {len(results)} examples with {sc.measure} ({target} answers"
-          f"{', base model' if args.base else ''}) in {seconds:.1f}s ({rate:.1f} ex/s) -> {args.out}")
+          f"{', base model' if args.base else ''}) in {seconds:.1f}s ({rate:.1f} ex/s) -> {out}")
     return 0

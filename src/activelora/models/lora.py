@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -21,6 +22,15 @@ from ..config import LoraSection
 from ..errors import ModelLoadError
 
 ADAPTER = "default"
+
+
+@contextlib.contextmanager
+def _quiet_peft_wrap():
+    """peft's model wrapper reads transformers' deprecated ``is_gradient_checkpointing``,
+    which warns (two stderr lines) on every attach/load; nothing the user can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def attach_lora(model, lora: LoraSection, seed: int = 0):
@@ -36,7 +46,8 @@ def attach_lora(model, lora: LoraSection, seed: int = 0):
         task_type="CAUSAL_LM",
     )
     try:
-        peft_model = get_peft_model(model, config)
+        with _quiet_peft_wrap():
+            peft_model = get_peft_model(model, config)
     except ValueError as exc:
         raise ModelLoadError(f"lora.target_modules {lora.target_modules}: {exc}") from None
     peft_model.eval()
@@ -139,7 +150,8 @@ def load_adapter(model, folder: str | Path):
     from peft import PeftModel
 
     read_adapter_config(folder)  # a clear error before peft's own
-    peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+    with _quiet_peft_wrap():
+        peft_model = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     peft_model.eval()
     return peft_model
 

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ..config import Config
 from ..data.example import Example
+from ..errors import ConfigError
 from ..evaluation import evaluate
 from .calibration import apply_temperature, calibration_report, ece, fit_temperature
 from .gap import gap_report
@@ -20,24 +21,49 @@ def _confidences(model, tokenizer, task, examples, config: Config):
     return result, [p.confidence for p in result.predictions], [p.correct for p in result.predictions]
 
 
+BASE_MC_MEASURE = "entropy"
+
+
+def probe_measures(config: Config) -> tuple[str, str]:
+    """(full measure, base measure), checked before any work.
+
+    The full model is scored with ``score.measure`` over ``score.mc_samples`` passes; bald
+    and vote need K >= 2. The base model (adapter disabled) has no dropout, so its MC passes
+    would be identical: it is scored with one pass, and for a measure that needs K >= 2 with
+    ``entropy`` instead (bald of one pass is 0).
+    """
+    from ..uncertainty.measures import get_measure
+
+    measure = get_measure(config.score.measure)
+    k = config.score.mc_samples
+    if k < measure.min_samples:
+        raise ConfigError(f"score.measure {measure.name!r} needs --mc-samples (score.mc_samples) "
+                          f">= {measure.min_samples}, got {k}")
+    return measure.name, (BASE_MC_MEASURE if measure.mc else measure.name)
+
+
 def run_probe(model, tokenizer, task, examples: Sequence[Example], config: Config, *, bins: int = 10,
               calibration_examples: Sequence[Example] | None = None,
               plots_dir: str | Path | None = None) -> tuple[dict, list[dict]]:
     """Returns (report, rows). The report holds the calibration and gap metrics; each row
-    ``id, confidence, correct, u_base, u_full`` for one example."""
+    ``id, confidence, correct, u_base, u_full`` for one example. ``u_full`` uses
+    ``score.measure`` over ``score.mc_samples`` passes, ``u_base`` one pass of
+    ``report["base_measure"]`` (see :func:`probe_measures`)."""
     from ..uncertainty import score_pool
     from .plots import plot_confidence_histogram, plot_gap_scatter, plot_reliability
 
+    measure, base_measure = probe_measures(config)
     result, confidence, correct = _confidences(model, tokenizer, task, examples, config)
-    common = dict(measure=config.score.measure, target="generated", normalize=config.score.normalize,
+    common = dict(target="generated", normalize=config.score.normalize,
                   batch_size=config.score.batch_size, max_new_tokens=config.score.max_new_tokens,
                   chat_template=config.model.chat_template)
-    u_full = [s.score for s in score_pool(model, tokenizer, task, examples, base=False, cache=False,
+    u_full = [s.score for s in score_pool(model, tokenizer, task, examples, measure=measure,
+                                          mc_samples=config.score.mc_samples, base=False, cache=False,
                                           progress=True, **common)]
-    u_base = [s.score for s in score_pool(model, tokenizer, task, examples, base=True, cache=True,
-                                          progress=True, **common)]
-    report = {"measure": config.score.measure, **calibration_report(confidence, correct, bins=bins),
-              **gap_report(u_base, u_full, correct)}
+    u_base = [s.score for s in score_pool(model, tokenizer, task, examples, measure=base_measure,
+                                          mc_samples=1, base=True, cache=True, progress=True, **common)]
+    report = {"measure": measure, "base_measure": base_measure, "mc_samples": config.score.mc_samples,
+              **calibration_report(confidence, correct, bins=bins), **gap_report(u_base, u_full, correct)}
     if calibration_examples:
         _, cal_conf, cal_correct = _confidences(model, tokenizer, task, calibration_examples, config)
         temperature = fit_temperature(cal_conf, cal_correct)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import DataError
+
 
 def check_finite(scores: np.ndarray, ids: list[str] | None = None, what: str = "scores") -> None:
-    """Raise ``ValueError`` naming the first non-finite entry (and its id when given).
+    """Raise ``DataError`` (a ``ValueError``) naming the first non-finite entry (and its id).
 
     NaN or infinite uncertainties are a numerical fault (e.g. a bfloat16 overflow); ranking
     or normalising them would silently pick or hide examples, so we stop instead.
@@ -15,7 +17,7 @@ def check_finite(scores: np.ndarray, ids: list[str] | None = None, what: str = "
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
         where = f"id {ids[first]!r}" if ids is not None else f"position {first}"
-        raise ValueError(
+        raise DataError(
             f"{what}: {int(bad.sum())} of {scores.size} values are not finite "
             f"(first at {where}: {scores.flat[first]!r}); if the model runs in bfloat16, "
             "try model.dtype=float32"
