@@ -71,6 +71,10 @@ def test_run_writes_every_artifact(tmp_path, tiny_model_dir):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["strategies"]) == {"random", "star"}
     assert "| labels |" in (out / "report.md").read_text()
+    zero_shot = json.loads((out / "zero_shot.json").read_text())
+    assert zero_shot["n"] == 6 and 0.0 <= zero_shot["accuracy"] <= 1.0
+    assert summary["zero_shot_accuracy"] == {"exp": zero_shot["accuracy"]}
+    assert "zero-shot accuracy" in (out / "report.md").read_text()
 
 
 def test_same_config_and_seed_give_same_selections(tmp_path, tiny_model_dir):
@@ -88,9 +92,11 @@ def test_rerun_of_finished_run_redoes_nothing_and_changed_config_is_refused(tmp_
     state_before = (out / "random" / "seed-0" / "state.json").read_text()
     adapter = out / "random" / "seed-0" / "round-1" / "adapter" / "adapter_model.safetensors"
     mtime = adapter.stat().st_mtime_ns
+    zero_shot_mtime = (out / "zero_shot.json").stat().st_mtime_ns
     assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0
     assert (out / "random" / "seed-0" / "state.json").read_text() == state_before
     assert adapter.stat().st_mtime_ns == mtime
+    assert (out / "zero_shot.json").stat().st_mtime_ns == zero_shot_mtime
     capsys.readouterr()
     assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1", "--set", "train.epochs=2") == 2
     err = capsys.readouterr().err.strip()

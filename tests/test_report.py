@@ -87,3 +87,12 @@ def test_duplicate_run_within_one_experiment_is_refused(tmp_path, capsys):
         (tmp_path / "a" / "random" / "seed-0" / "metrics.jsonl").read_text())
     assert main(["compare", str(tmp_path / "a"), "--out", str(tmp_path / "cmp")]) == 2
     assert "a second run of strategy 'random' seed 0" in capsys.readouterr().err
+
+
+def test_compare_reports_the_zero_shot_reference(tmp_path, capsys):
+    write_run(tmp_path, "random", 0, [0.1, 0.2], [16, 32])
+    (tmp_path / "zero_shot.json").write_text(json.dumps({"accuracy": 0.04, "n": 50}))
+    assert main(["compare", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["zero_shot_accuracy"] == {tmp_path.name: 0.04}
+    assert "zero-shot accuracy (base model, no labels): 0.040" in capsys.readouterr().out

@@ -418,6 +418,30 @@ def load_experiment_data(config: Config) -> ExperimentData:
     return ExperimentData(task=task, pool=pool, test=test, probe=probe)
 
 
+def zero_shot_baseline(config: Config, data: ExperimentData, model, tokenizer, output: Path, *,
+                       progress: bool = True) -> dict:
+    """The base model's test accuracy with no labels at all (adapter disabled): the point a
+    learning curve should rise from. Computed once per experiment folder and kept in
+    ``zero_shot.json``, keyed by what it depends on."""
+    from .models.lora import adapter_disabled
+    from .report import ZERO_SHOT_FILE
+
+    path = output / ZERO_SHOT_FILE
+    key = {"model": config.model.name, "test_ids": [ex.id for ex in data.test],
+           "max_new_tokens": config.eval.max_new_tokens, "chat_template": config.model.chat_template}
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved
+    with adapter_disabled(model):
+        result = evaluate(model, tokenizer, data.task, data.test, batch_size=config.eval.batch_size,
+                          max_new_tokens=config.eval.max_new_tokens, chat_template=config.model.chat_template,
+                          progress="zero-shot evaluate" if progress else False)
+    record = {"accuracy": result.accuracy, "n": result.n, "key": key}
+    atomic_write_json(path, record)
+    return record
+
+
 def run_experiment(config: Config, output: Path, *, restart: bool = False, progress: bool = True) -> dict:
     """Every strategy x seed into ``output/<strategy>/seed-<n>/``; returns {(strategy, seed): rows}."""
     from .models.loading import load_model
@@ -431,6 +455,7 @@ def run_experiment(config: Config, output: Path, *, restart: bool = False, progr
     model, tokenizer = load_model(config.model.name, dtype=config.model.dtype,
                                   trust_remote_code=config.model.trust_remote_code)
     model = attach_lora(model, config.lora, seed=0)
+    zero_shot_baseline(config, data, model, tokenizer, output, progress=progress)
     runs = [(s, seed) for s in config.loop.strategies for seed in config.loop.seeds]
     total = sum(1 + (0 if check_strategy(s, config.strategy).needs().trains_on_whole_pool else config.loop.rounds)
                 for s, _ in runs)

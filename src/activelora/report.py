@@ -99,6 +99,19 @@ def labels_to_target(points: Sequence[tuple[int, float | None, float | None]], t
     return None
 
 
+ZERO_SHOT_FILE = "zero_shot.json"
+
+
+def find_zero_shot(directories: Iterable[str | Path]) -> dict[str, float]:
+    """``{folder name: accuracy}`` of the base model without labels, where a run recorded it."""
+    found = {}
+    for directory in directories:
+        path = Path(directory) / ZERO_SHOT_FILE
+        if path.is_file():
+            found[Path(directory).resolve().name] = float(json.loads(path.read_text())["accuracy"])
+    return found
+
+
 def summarize(runs: dict[str, dict[int, list[dict]]], target: float | None = None) -> dict:
     curves = {s: curve(seeds, "accuracy") for s, seeds in runs.items()}
     finals = {s: pts[-1][1] for s, pts in curves.items() if pts and pts[-1][1] is not None}
@@ -150,6 +163,11 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
     runs = find_runs(directories)
     summary = summarize(runs, target)
     table = markdown_table(runs, summary)
+    zero_shot = find_zero_shot(directories)
+    if zero_shot:
+        summary["zero_shot_accuracy"] = zero_shot
+        table += "\nzero-shot accuracy (base model, no labels): " + ", ".join(
+            f"{v:.3f}" if len(zero_shot) == 1 else f"{k} {v:.3f}" for k, v in zero_shot.items()) + "\n"
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +177,10 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
             per = {s: pts for s, pts in per.items() if any(m is not None for _, m, _ in pts)}
             if per:
                 curves[metric] = per
-        plot_round_curves(curves, out / "curves.png", title="accuracy and probes per round (mean ± std over seeds)")
+        references = {"accuracy": {("zero-shot" if len(zero_shot) == 1 else f"zero-shot {k}"): v
+                                   for k, v in zero_shot.items()}}
+        plot_round_curves(curves, out / "curves.png", title="accuracy and probes per round (mean ± std over seeds)",
+                          references=references)
         atomic_write_json(out / "summary.json", summary)
         atomic_write_text(out / "report.md", "# activelora comparison\n\n" + table +
                           "\n![curves](curves.png)\n")

@@ -153,13 +153,14 @@ def _curve_arrays(points: Sequence[Sequence[Any]], where: str):
 
 def plot_round_curves(
     curves: Mapping[str, Mapping[str, Sequence[Sequence[Any]]]], path: str | Path, *,
-    title: str | None = None,
+    title: str | None = None, references: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
     """One panel per metric, one line per strategy with a mean ± std band, x = labelled examples.
 
     ``curves[metric][strategy]`` is a list of ``(labels, mean, std)``. A ``None`` mean
     (e.g. an undefined Spearman) leaves a gap in the line; a ``None`` std draws no band.
-    A strategy keeps its colour in every panel.
+    A strategy keeps its colour in every panel. ``references[metric]`` maps a name (e.g.
+    ``"zero-shot"``) to a value drawn as a dashed horizontal line in that metric's panel.
     """
     if not curves or not any(curves.values()):
         raise DataError("plot_round_curves: no curves to plot")
@@ -178,6 +179,10 @@ def plot_round_curves(
             x, mean, std = _curve_arrays(points, f"curves[{metric!r}][{strategy!r}]")
             ax.plot(x, mean, "o-", ms=3, color=colour[strategy], label=strategy)
             ax.fill_between(x, mean - std, mean + std, color=colour[strategy], alpha=0.18, lw=0)
+        for name, value in (references or {}).get(metric, {}).items():
+            ax.axhline(value, color="0.35", ls="--", lw=1)
+            ax.annotate(f"{name} {value:.2f}", (0.01, value), xycoords=("axes fraction", "data"),
+                        xytext=(0, 3), textcoords="offset points", fontsize=8, color="0.3")
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("labelled examples")
         ax.grid(alpha=0.3)
