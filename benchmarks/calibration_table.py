@@ -28,7 +28,9 @@ METRICS = ("accuracy", "mean_confidence", "ece", "ece_norm", "mean_conf_norm", "
 
 
 def fmt(mean, std):
-    return "–" if mean is None else f"{mean:.3f} ± {std:.3f}"
+    if mean is None:
+        return "–"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def with_normalized_confidence(experiment: Path, seed_rows: dict[int, list[dict]]) -> dict[int, list[dict]]:

@@ -55,6 +55,9 @@ def test_compare_mean_std_over_seeds(tmp_path, capsys):
     assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     out = capsys.readouterr().out
     assert "| 32 |" in out and "0.300 ± 0.141" in out
+    # star has one seed: no spread to show (None), unlike seeds that agree (± 0.000).
+    assert summary["strategies"]["star"]["curve"][0]["accuracy_std"] is None
+    assert "| 16 | 0.100 ± 0.000 | 0.100 |" in out
 
 
 def test_default_target_is_ninety_percent_of_best_final():

@@ -58,7 +58,8 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
         return None, None
-    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    # One value has no spread: None, so that a table can tell it from seeds that agree.
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else None
 
 
 def curve(seed_rows: dict[int, list[dict]], metric: str) -> list[tuple[int, float | None, float | None]]:
@@ -134,7 +135,7 @@ def summarize(runs: dict[str, dict[int, list[dict]]], target: float | None = Non
 def _fmt(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "–"
-    return f"{mean:.3f} ± {std:.3f}" if std else f"{mean:.3f}"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
 def markdown_table(runs: dict[str, dict[int, list[dict]]], summary: dict) -> str:
