@@ -178,8 +178,12 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
             per = {s: pts for s, pts in per.items() if any(m is not None for _, m, _ in pts)}
             if per:
                 curves[metric] = per
-        references = {"accuracy": {("zero-shot" if len(zero_shot) == 1 else f"zero-shot {k}"): v
-                                   for k, v in zero_shot.items()}}
+        # Folders that share a test set share the zero-shot value: one line for each value.
+        by_value: dict[float, list[str]] = defaultdict(list)
+        for name, value in zero_shot.items():
+            by_value[value].append(name)
+        references = {"accuracy": {("zero-shot" if len(by_value) == 1 else f"zero-shot {', '.join(names)}"): v
+                                   for v, names in by_value.items()}}
         plot_round_curves(curves, out / "curves.png", title="accuracy and probes per round (mean ± std over seeds)",
                           references=references)
         atomic_write_json(out / "summary.json", summary)
