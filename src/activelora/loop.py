@@ -407,11 +407,9 @@ def load_experiment_data(config: Config) -> ExperimentData:
     else:
         train = load_examples(config.data.source, config.data.train_split, limit=wanted, **common)
     probe, pool = train[:loop.probe_size], train[loop.probe_size:]
-    from .strategies import get_strategy as strategy_named
-
     # Passive learning labels whatever the pool holds; every other strategy starts from
     # loop.initial random labels.
-    needed = max(1 if strategy_named(name, config.strategy).needs().trains_on_whole_pool else loop.initial
+    needed = max(1 if get_strategy(name, config.strategy).needs().trains_on_whole_pool else loop.initial
                  for name in loop.strategies)
     if len(pool) < needed:
         raise PoolExhaustedError(needed, len(pool), where=f"pool from {config.data.source}")
@@ -427,7 +425,7 @@ def zero_shot_baseline(config: Config, data: ExperimentData, model, tokenizer, o
     from .report import ZERO_SHOT_FILE
 
     path = output / ZERO_SHOT_FILE
-    key = {"model": config.model.name, "test_ids": [ex.id for ex in data.test],
+    key = {"model": config.model.name, "data": config.data.source, "test_ids": [ex.id for ex in data.test],
            "max_new_tokens": config.eval.max_new_tokens, "chat_template": config.model.chat_template}
     if path.is_file():
         saved = json.loads(path.read_text())
