@@ -87,7 +87,7 @@ def test_penalty_mode_changes_training_against_none(tiny_model_factory, tiny_tok
         model = attach_lora(tiny_model_factory(), lora, seed=1)
         reg = Regularization(a_dropout=0.0, b_l2_mode=mode, b_l2_penalty=coef)
         train_lora(model, tiny_tokenizer, EchoTask(), EXAMPLES, train, reg, progress=False)
-        norms[mode] = float(b_l2_penalty(model))
+        norms[mode] = b_l2_penalty(model).item()
     assert norms["penalty"] < norms["none"]
 
 
