@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from .data.example import Example
-from .models.generation import generate
+from .models.generation import Generation, StepValues, generate
 from .models.text import encode_prompt
 
 
@@ -30,6 +30,9 @@ class EvalResult:
     accuracy: float
     n: int
     predictions: list[Prediction]
+    # The greedy answers behind the predictions (same order): a scorer can score these
+    # instead of generating them again (see activelora.uncertainty.score_pool).
+    generations: list[Generation] = field(default_factory=list, compare=False, repr=False)
 
     def metrics(self) -> dict:
         return {"accuracy": self.accuracy, "n": self.n}
@@ -45,8 +48,13 @@ def evaluate(
     max_new_tokens: int | None = None,
     chat_template: bool = False,
     progress: bool | str = True,
+    step_values: StepValues | None = None,
 ) -> EvalResult:
-    """Greedy-decode every example and score it with the task's answer check."""
+    """Greedy-decode every example and score it with the task's answer check.
+
+    ``step_values``: recorded per answer position while decoding (see
+    :func:`activelora.models.generation.generate`), e.g. a one-pass uncertainty measure.
+    """
     if not examples:
         raise ValueError("evaluate: no examples")
     prompts = [encode_prompt(tokenizer, task.prompt(ex), chat_template) for ex in examples]
@@ -56,6 +64,7 @@ def evaluate(
         stop_strings=task.stop_strings,
         batch_size=batch_size,
         progress="evaluate" if progress is True else progress,
+        step_values=step_values,
     )
     predictions = [
         Prediction(
@@ -71,4 +80,4 @@ def evaluate(
         for ex, gen in zip(examples, generations)
     ]
     accuracy = sum(p.correct for p in predictions) / len(predictions)
-    return EvalResult(accuracy=accuracy, n=len(predictions), predictions=predictions)
+    return EvalResult(accuracy=accuracy, n=len(predictions), predictions=predictions, generations=generations)

@@ -4,18 +4,29 @@ Prompts are sorted by length and left-padded only within a batch. Generation sto
 or at one of the task's stop strings. Each result carries the generated token ids (up to
 and including the token that ended it) and their log-probabilities under the model, from
 which the confidence ``p(y|x) = exp(sum_t log p(y_t | y_<t, x))`` follows.
+
+What is kept per step is only what is needed: a logits processor sees each step's
+``(B, V)`` logits once, records ``log p`` of the greedy token (and, when asked, a
+per-position value such as the token entropy that a one-pass scorer reuses) and drops the
+logits. (Asking ``generate`` for ``output_scores`` would keep ``(B, steps, V)`` floats.)
+Deterministic passes run with the LoRA adapter merged into the base weights
+(:func:`activelora.models.lora.merged_adapter`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from .lora import merged_adapter
 from .text import pad_left
+
+# Per-step value hook: step logits (B, V) float32 and the greedy ids (B,) -> values (B,).
+StepValues = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,10 @@ class Generation:
     text: str  # decoded answer, cut before any stop string, without special tokens
     token_ids: list[int]  # generated ids that belong to the answer (EOS included if emitted)
     token_logprobs: list[float]  # log p of each of those ids
+    # ``step_values(logits, ids)`` at each of those positions, when generate() was given one,
+    # and that function (compare it to know what the values are).
+    step_values: tuple[float, ...] = ()
+    step_values_of: StepValues | None = field(default=None, repr=False)
 
     @property
     def logprob(self) -> float:
@@ -40,11 +55,19 @@ class Generation:
         return math.exp(self.logprob / n) if n else 1.0
 
 
+def _contains_stop(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> bool:
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    return any(s and s in text for s in stop_strings)
+
+
 def answer_length(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> tuple[int, str]:
     """How many generated ids belong to the answer, and its text cut before a stop string.
 
     A finished row is filled with the pad id (often equal to EOS), so the end is found
-    from the content: the first EOS, or the first token that completes a stop string.
+    from the content: the first EOS, or the smallest prefix whose text contains a stop
+    string (the answer ends with the token that completes it). Decoded prefixes only grow,
+    so "contains a stop string" is monotone in the prefix length and a binary search finds
+    that prefix with ``log2(n)`` decodes instead of one per prefix.
     """
     eos = tokenizer.eos_token_id
     end = ids.index(eos) + 1 if eos in ids else len(ids)
@@ -52,13 +75,14 @@ def answer_length(tokenizer, ids: list[int], stop_strings: Sequence[str]) -> tup
     hits = [text.find(s) for s in stop_strings if s and s in text]
     if not hits:
         return end, text
-    cut = min(hits)
-    # Smallest prefix whose text contains the stop string: the answer ends with that token.
-    for k in range(1, end + 1):
-        prefix = tokenizer.decode(ids[:k], skip_special_tokens=True)
-        if any(s and s in prefix for s in stop_strings):
-            return k, text[:cut]
-    return end, text[:cut]  # pragma: no cover - the loop always finds it
+    lo, hi = 1, end  # the prefix of length hi contains a stop string
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _contains_stop(tokenizer, ids[:mid], stop_strings):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi, text[:min(hits)]
 
 
 # (id(tokenizer), stop strings) -> (tokenizer, criteria); holding the tokenizer keeps its
@@ -81,6 +105,33 @@ def _stop_criteria(tokenizer, stop_strings: Sequence[str]):
     return _STOP_CRITERIA[key][1]
 
 
+class _GreedyStepRecorder:
+    """A logits processor that changes nothing and records, per step, ``log p`` of the
+    greedy token and optionally ``step_values``; the ``(B, V)`` logits are not kept.
+
+    It runs last, so it sees the scores greedy decoding takes its ``argmax`` of and picks
+    the same token (``torch.argmax``, as ``generate`` does). ``log p`` of that token is
+    ``z_max - logsumexp(z)``: the gather of a log-softmax, without allocating it.
+    """
+
+    def __init__(self, step_values: StepValues | None):
+        self.step_values = step_values
+        self.logprobs: list[torch.Tensor] = []  # one (B,) per step
+        self.values: list[torch.Tensor] = []
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logits = scores.float()
+        chosen = torch.argmax(logits, dim=-1)
+        self.logprobs.append(logits.gather(-1, chosen[:, None]).squeeze(-1) - torch.logsumexp(logits, dim=-1))
+        if self.step_values is not None:
+            self.values.append(self.step_values(logits, chosen).float())
+        return scores
+
+    def stacked(self, which: list[torch.Tensor], steps: int) -> torch.Tensor:
+        """(B, steps) on the CPU; a step ``generate`` undid at the end is dropped."""
+        return torch.stack(which[:steps], dim=1).cpu()
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -91,41 +142,52 @@ def generate(
     stop_strings: Sequence[str] = (),
     batch_size: int = 32,
     progress: bool | str = False,
+    step_values: StepValues | None = None,
 ) -> list[Generation]:
-    """Greedy answers for each prompt (in input order)."""
+    """Greedy answers for each prompt (in input order).
+
+    ``step_values``: a function of each step's logits (B, V) and greedy ids (B,) giving one
+    float per row (e.g. the token entropy); its values at the answer positions come back in
+    :attr:`Generation.step_values`.
+    """
+    from transformers import LogitsProcessorList
+
     order = sorted(range(len(prompt_ids)), key=lambda i: (len(prompt_ids[i]), i))
     results: list[Generation | None] = [None] * len(prompt_ids)
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id
     bar = tqdm(total=len(order), desc=progress if isinstance(progress, str) else "generate",
                unit="ex", disable=not progress, leave=False)
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        ids, mask = pad_left([list(prompt_ids[i]) for i in batch], pad_id)
-        input_ids = torch.tensor(ids, device=device)
-        attention_mask = torch.tensor(mask, device=device)
-        out = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-            stopping_criteria=_stop_criteria(tokenizer, stop_strings) if stop_strings else None,
-            pad_token_id=pad_id,
-            output_scores=True,
-            return_dict_in_generate=True,
-        )
-        new_ids = out.sequences[:, input_ids.shape[1]:]
-        # (steps, B, V) -> (B, steps): log p of each chosen id, in float32.
-        scores = torch.stack(out.scores, dim=1).float()
-        chosen = torch.log_softmax(scores, dim=-1).gather(-1, new_ids[:, : scores.shape[1], None]).squeeze(-1)
-        for row, index in enumerate(batch):
-            row_ids = new_ids[row].tolist()
-            length, text = answer_length(tokenizer, row_ids, stop_strings)
-            results[index] = Generation(text.strip(), row_ids[:length], chosen[row, :length].tolist())
-        bar.update(len(batch))
+    with merged_adapter(model):
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            ids, mask = pad_left([list(prompt_ids[i]) for i in batch], pad_id)
+            input_ids = torch.tensor(ids, device=device)
+            attention_mask = torch.tensor(mask, device=device)
+            recorder = _GreedyStepRecorder(step_values)
+            sequences = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                stopping_criteria=_stop_criteria(tokenizer, stop_strings) if stop_strings else None,
+                logits_processor=LogitsProcessorList([recorder]),
+                pad_token_id=pad_id,
+            )
+            new_ids = sequences[:, input_ids.shape[1]:]
+            steps = new_ids.shape[1]
+            chosen = recorder.stacked(recorder.logprobs, steps)
+            values = recorder.stacked(recorder.values, steps) if step_values is not None else None
+            for row, index in enumerate(batch):
+                row_ids = new_ids[row].tolist()
+                length, text = answer_length(tokenizer, row_ids, stop_strings)
+                results[index] = Generation(
+                    text.strip(), row_ids[:length], chosen[row, :length].tolist(),
+                    tuple(values[row, :length].tolist()) if values is not None else (), step_values)
+            bar.update(len(batch))
     bar.close()
     return results  # type: ignore[return-value]

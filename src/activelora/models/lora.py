@@ -164,3 +164,37 @@ def adapter_disabled(model):
             yield model
     else:  # a plain model: it is its own base
         yield model
+
+
+@contextlib.contextmanager
+def merged_adapter(model):
+    """Inside: each LoRA layer's ``W + s·BA`` is one weight, so a forward costs what the
+    base model's does (the adapter's two extra small matmuls per module are gone).
+
+    Only for deterministic passes: a merged layer skips its A-input dropout, so nothing is
+    merged while some LoRA dropout samples masks, nor while the adapter is disabled (peft
+    would then unmerge by subtraction). peft's ``safe_merge`` writes ``W + ΔW`` into a new
+    tensor and leaves the original untouched; on exit that original tensor object is put
+    back, so the base weights are bit-identical afterwards. (peft's own ``unmerge``
+    subtracts ``ΔW`` again, which in floating point does not give ``W`` back exactly, and the
+    base-model score cache is keyed by those weights.)
+    """
+    layers = list(lora_layers(model))
+    skip = any(getattr(layer, "disable_adapters", False) or layer.merged for layer in layers) or any(
+        isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in lora_dropout_modules(model))
+    saved = []
+    try:
+        if not skip:
+            with torch.no_grad():
+                for layer in layers:
+                    base = layer.get_base_layer()
+                    bias = getattr(base, "bias", None)
+                    saved.append((layer, base, base.weight.data, None if bias is None else bias.data))
+                    layer.merge(safe_merge=True)
+        yield model
+    finally:
+        for layer, base, weight, bias in reversed(saved):
+            base.weight.data = weight
+            if bias is not None:
+                base.bias.data = bias
+            layer.merged_adapters.clear()

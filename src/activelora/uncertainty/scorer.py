@@ -3,7 +3,10 @@
 For each example: the answer to score (the model's own greedy answer, or the gold target in
 simulations), then ONE teacher-forced pass over ``prompt + answer`` that runs the backbone,
 keeps the hidden states at the answer positions only, and projects just those through the
-LM head (the prompt positions never reach the ``V``-wide head). ``K`` Monte-Carlo passes
+LM head (the prompt positions never reach the ``V``-wide head). One deterministic pass over
+the model's own greedy answer needs no teacher-forced pass at all: greedy decoding already
+computed the logits at every answer position, so the per-position values are recorded
+while generating (:class:`OnePassValues`) and only summed here. ``K`` Monte-Carlo passes
 repeat the batch along the batch axis, as many at once as the memory budget allows, with
 dropout sampling only on the LoRA A inputs (:func:`activelora.models.lora.mc_dropout`).
 
@@ -20,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
@@ -30,9 +34,9 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DataError
-from ..models.generation import answer_length, generate
+from ..models.generation import Generation, answer_length, generate
 from ..models.loading import cache_dir
-from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout
+from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout, merged_adapter
 from ..models.text import encode_prompt, encode_target, pad_left, pad_right
 from ..rundir import atomic_write_text
 from .measures import Measure, get_measure, reduce_positions, vote
@@ -67,6 +71,42 @@ class ScoredExample:
         if self.votes:
             out["votes"] = list(self.votes)
         return out
+
+
+# --------------------------------------------------------------------------- one deterministic pass
+
+
+@dataclass(frozen=True)
+class OnePassValues:
+    """The per-position values of ``measure`` at temperature T, recorded during greedy
+    decoding (a :data:`activelora.models.generation.StepValues` hook).
+
+    At step t the model has the logits ``z_t`` that predict the greedy token ``y_t``; the
+    measure's value there is ``position_values(z_t / T, y_t)``, the same function the
+    teacher-forced pass applies to the same logits (recomputed there from ``prompt + y``).
+    Comparable, so a :class:`Generation` says which values it carries.
+    """
+
+    measure: str
+    temperature: float = 1.0
+
+    def __call__(self, logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        spec = get_measure(self.measure)
+        if self.temperature != 1.0:  # temperature scaling: softmax(z / T) (Guo et al. 2017)
+            logits = logits / self.temperature
+        return spec.position_values(logits[None], ids)[0]  # (1, B, V) -> (1, B) -> (B,)
+
+    @staticmethod
+    def applies(spec: Measure, k: int, target: str, want_hidden: bool) -> bool:
+        """One deterministic pass of a per-pass logit measure on the model's own answers."""
+        return (k == 1 and target == "generated" and not want_hidden and not spec.joint
+                and not spec.needs_sampled_answers and spec.position_values is not None)
+
+
+def _one_pass_scores(spec: Measure, gens: Sequence[Generation], normalize: bool) -> torch.Tensor:
+    """Per-sequence scores from the values recorded while generating: (B,) float64."""
+    values = torch.tensor([v for g in gens for v in g.step_values], dtype=torch.float32)
+    return spec.finish(reduce_positions(values, [len(g.step_values) for g in gens], normalize))
 
 
 # --------------------------------------------------------------------------- model parts
@@ -218,6 +258,39 @@ def _prompt_hidden(model, prompts, pad_id) -> np.ndarray:
     return ((h * m).sum(1) / m.sum(1)).cpu().numpy().astype(np.float32)
 
 
+@torch.no_grad()
+def gold_answer_logits(model, tokenizer, task, examples, *, batch_size: int = 16, chat_template: bool = False,
+                       memory_budget_mb: float = 256.0) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The logits at every gold-answer position, from ONE deterministic teacher-forced pass.
+
+    Returns (chunks of logits ``(n, V)`` float32 in position order, targets ``(N,)``): what
+    the pass of :func:`score_pool` with ``target="gold"`` computes before dividing by T, so a
+    caller that needs them at many temperatures (fitting T) runs the model once. Eval mode,
+    adapter merged; holds ``N x V`` floats, so it is meant for a probe set, not a pool.
+    """
+    budget = _Budget.of(model, memory_budget_mb)
+    backbone, project = _backbone_and_head(model)
+    device = _device(model)
+    prompts = [encode_prompt(tokenizer, task.prompt(ex), chat_template) for ex in examples]
+    answers = [encode_target(tokenizer, task.target(ex)) for ex in examples]
+    lengths = [len(p) + len(a) for p, a in zip(prompts, answers)]
+    order = sorted(range(len(examples)), key=lambda i: (lengths[i], i))
+    chunks, targets = [], []
+    model.eval()
+    with merged_adapter(model):
+        for idx in budget.batches(order, lengths, batch_size):
+            ids, _ = pad_right([prompts[i] + answers[i] for i in idx], tokenizer.pad_token_id)  # causal: no mask
+            hidden = backbone(input_ids=torch.tensor(ids, device=device), use_cache=False).last_hidden_state
+            rows = torch.tensor([b for b, i in enumerate(idx) for _ in answers[i]], dtype=torch.long, device=device)
+            cols = torch.tensor([len(prompts[i]) - 1 + t for i in idx for t in range(len(answers[i]))],
+                                dtype=torch.long, device=device)
+            h = hidden[rows, cols]  # (n, H): logits predicting each answer token sit one to its left
+            step = budget.positions_per_chunk(1)
+            chunks += [project(h[s:s + step]).float() for s in range(0, h.shape[0], step)]
+            targets += [tok for i in idx for tok in answers[i]]
+    return chunks, torch.tensor(targets, dtype=torch.long, device=device)
+
+
 # --------------------------------------------------------------------------- sampled answers (vote)
 
 
@@ -254,17 +327,51 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# id(parameter) -> (weak reference, identity key, content sample, digest of the tensor)
+_TENSOR_DIGESTS: dict[int, tuple[weakref.ref, tuple, bytes, bytes]] = {}
+SAMPLE_POINTS = 1024
+
+
+def _tensor_digest(name: str, p: torch.Tensor) -> bytes:
+    """Shape, dtype, a few values and the float64 sum of one tensor (reads all of it)."""
+    flat = p.detach().reshape(-1)
+    h = hashlib.sha256(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+    h.update(torch.cat([flat[:16], flat[-16:]]).float().cpu().numpy().tobytes())
+    h.update(np.float64(flat.sum(dtype=torch.float64).item()).tobytes())
+    return h.digest()
+
+
+def _content_sample(p: torch.Tensor) -> bytes:
+    """About SAMPLE_POINTS evenly spaced values: cheap, and changed by any dense update."""
+    flat = p.detach().reshape(-1)
+    return flat[:: max(1, flat.numel() // SAMPLE_POINTS)].float().cpu().numpy().tobytes()
+
+
 def _weights_fingerprint(model) -> str:
-    """A cheap fingerprint of the base weights: shapes, a few values and the sum of each tensor."""
+    """A fingerprint of the base weights: per tensor its shape, a few values and its sum.
+
+    Summing every weight takes seconds on a CPU, so each tensor's digest is remembered and
+    reused while the tensor is provably or very probably unchanged: the same Parameter
+    object, the same storage (``data_ptr``; a ``.data`` swap, as a merge does, changes it),
+    the same autograd version counter (bumped by every in-place op outside ``.data``), and
+    the same values at ~1024 evenly spaced points (which catches in-place writes through
+    ``.data``, such as peft's unsafe merge, that bypass the version counter). A write through
+    ``.data`` that touches only a few elements between the sample points goes unnoticed.
+    """
     h = hashlib.sha256()
     with torch.no_grad():
         for name, p in _unwrap(model).named_parameters():
             if "lora_" in name:
                 continue
-            flat = p.detach().reshape(-1)
-            h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
-            h.update(torch.cat([flat[:16], flat[-16:]]).float().cpu().numpy().tobytes())
-            h.update(np.float64(flat.sum(dtype=torch.float64).item()).tobytes())
+            identity = (name, p.data_ptr(), p._version, tuple(p.shape), p.dtype, p.device)
+            sample = _content_sample(p)
+            entry = _TENSOR_DIGESTS.get(id(p))
+            if entry is None or entry[0]() is not p or entry[1] != identity or entry[2] != sample:
+                entry = (weakref.ref(p), identity, sample, _tensor_digest(name, p))
+                _TENSOR_DIGESTS[id(p)] = entry
+            h.update(entry[3])
+    for key in [k for k, e in _TENSOR_DIGESTS.items() if e[0]() is None]:  # freed tensors
+        del _TENSOR_DIGESTS[key]
     return h.hexdigest()[:24]
 
 
@@ -370,6 +477,7 @@ def score_pool(
     temperature: float = 1.0,
     memory_budget_mb: float = 256.0,
     chunk_size: int = 512,
+    generations: Sequence[Generation] | None = None,
 ) -> list[ScoredExample]:
     """Score ``examples`` with ``measure``; one :class:`ScoredExample` per example, in input order.
 
@@ -384,12 +492,21 @@ def score_pool(
     ``memory_budget_mb``: rough cap on the transient memory of one forward (rows per batch
     and MC passes stacked per forward shrink to fit) and of the LM-head chunks.
     ``chunk_size``: examples tokenised and sorted at a time (the pool is streamed).
+    ``generations``: this same model's greedy answers to ``examples`` (in order), e.g. from
+    :func:`activelora.evaluation.evaluate`, scored instead of generating them again; when
+    they carry the :class:`OnePassValues` of this measure and temperature and one pass is
+    scored, no forward runs at all. Not with ``base`` (the base model has its own answers).
     The model ends in eval mode with every dropout off.
     """
     spec = get_measure(measure) if isinstance(measure, str) else measure
     examples = list(examples)
     _check_args(spec, target, mc_samples, batch_size, max_new_tokens, temperature, examples)
     max_new = int(max_new_tokens if max_new_tokens is not None else task.max_new_tokens)
+    if generations is not None:
+        generations = list(generations)
+        if base or target != "generated" or spec.needs_sampled_answers or len(generations) != len(examples):
+            raise ValueError("score_pool: generations are the scored model's own greedy answers, one per "
+                             "example (not with base, target gold or a sampled-answer measure)")
     if not examples:
         return []
 
@@ -412,6 +529,7 @@ def score_pool(
                     results[ex.id] = ScoredExample(entry["id"], entry["score"], tuple(entry["samples"]),
                                                    entry["answer"], tuple(entry.get("votes", ())))
     todo = [ex for ex in examples if ex.id not in results]
+    given = dict(zip((ex.id for ex in examples), generations)) if generations is not None else None
 
     device = _device(model)
     budget = _Budget.of(model, memory_budget_mb)
@@ -432,7 +550,8 @@ def score_pool(
                 for item in _score_chunk(model, tokenizer, task, chunk, spec=spec, target=target, k=mc_samples,
                                          normalize=normalize, batch_size=batch_size, max_new=max_new, stop=stop,
                                          chat_template=chat_template, pad_id=pad_id, budget=budget,
-                                         want_hidden=return_hidden, temperature=temperature, bar=bar):
+                                         want_hidden=return_hidden, temperature=temperature, bar=bar,
+                                         given=None if given is None else [given[ex.id] for ex in chunk]):
                     results[item.id] = item
     finally:
         bar.close()
@@ -443,7 +562,8 @@ def score_pool(
 
 
 def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, batch_size, max_new, stop,
-                 chat_template, pad_id, budget, want_hidden, temperature, bar) -> Iterable[ScoredExample]:
+                 chat_template, pad_id, budget, want_hidden, temperature, bar,
+                 given: list[Generation] | None = None) -> Iterable[ScoredExample]:
     prompts = [encode_prompt(tokenizer, task.prompt(ex), chat_template) for ex in chunk]
     for ex, p in zip(chunk, prompts):
         if not p:
@@ -464,18 +584,31 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
             bar.update(len(idx))
         return
 
+    one_pass = OnePassValues(spec.name, temperature)
+    reuse = OnePassValues.applies(spec, k, target, want_hidden)
     if target == "gold":
         answers = [encode_target(tokenizer, task.target(ex)) for ex in chunk]
         texts = [task.target(ex).strip() for ex in chunk]
     else:
-        gens = generate(model, tokenizer, prompts, max_new_tokens=max_new, stop_strings=stop,
-                        batch_size=batch_size, progress=False if bar.disable else "generate")
+        gens = given
+        if gens is None:
+            gens = generate(model, tokenizer, prompts, max_new_tokens=max_new, stop_strings=stop,
+                            batch_size=batch_size, progress=False if bar.disable else "generate",
+                            step_values=one_pass if reuse else None)
+        if reuse and all(g.step_values_of == one_pass for g in gens):
+            # Greedy decoding computed these logits already: no teacher-forced pass.
+            scores = _one_pass_scores(spec, gens, normalize)
+            for j, (ex, g) in enumerate(zip(chunk, gens)):
+                yield ScoredExample(ex.id, float(scores[j]), (), g.text)
+            bar.update(len(chunk))
+            return
         answers = [list(g.token_ids) for g in gens]
         texts = [g.text for g in gens]
 
     lengths = [len(p) + len(a) for p, a in zip(prompts, answers)]
     order = sorted(range(len(chunk)), key=lambda i: (lengths[i], i))
-    with mc_dropout(model, active=k > 1):
+    # One deterministic pass runs on the merged adapter (a no-op while dropout samples).
+    with mc_dropout(model, active=k > 1), merged_adapter(model):
         for idx in budget.batches(order, lengths, batch_size):
             scores, passes, hidden = _teacher_forced(
                 model, [prompts[i] for i in idx], [answers[i] for i in idx], measure=spec, k=k,
