@@ -22,6 +22,7 @@ COMMANDS = {
     "run": "run an active-learning experiment (resumable)",
     "compare": "compare finished runs: learning curves, AULC, labels to target",
     "probe": "probe the uncertainty gap and calibration of a model",
+    "campaign": "label your own data: batches out to a person or Label Studio, answers back in",
 }
 
 
@@ -56,7 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ActiveLoraError as exc:
-        print(f"activelora {args.command}: error: {exc}", file=sys.stderr)
+        from .distributed import should_report  # under a launcher: one line for all processes
+
+        if should_report(exc):
+            print(f"activelora {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"activelora {args.command}: interrupted", file=sys.stderr)
