@@ -176,9 +176,31 @@ class StrategyConfig:
     mc_dropout: bool = True  # ablation: False = one deterministic pass
     b_l2: bool = True  # ablation: False = no L2 on B when training
     diversity_factor: float = 0.0  # > 1: take top factor*n, then k-center greedy to n
+    # Length: None = score.normalize; True = mean per answer token, False = sum (full term).
+    normalize: bool | None = None
+    base_normalize: bool | None = None  # STAR/subtract base term; None = as the full term
+    # STAR/subtract base term: own = the base model's own greedy answer; tuned = the tuned
+    # model's answer (the same token sequence scored under both models).
+    base_target: str = "own"
+    # Remedies against outliers and length (strategies/remedies.py), off by default:
+    cold_start_rounds: int = 0  # the first r query rounds select at random
+    skip_top: float = 0.0  # drop the top q fraction of the ranking (the extreme tail)
+    target_quantile: float | None = None  # prefer scores nearest this pool quantile (0.5: middle)
+    strata: int = 0  # > 1: k-means strata over prompt embeddings, labels split by stratum size
 
     def __post_init__(self) -> None:
         _check_measure(self.measure, "strategy.measure")
+        _check(self.base_target in ("own", "tuned"), "strategy.base_target",
+               f"must be own or tuned, got {self.base_target!r}")
+        _check(isinstance(self.cold_start_rounds, int) and self.cold_start_rounds >= 0,
+               "strategy.cold_start_rounds", f"must be an integer >= 0, got {self.cold_start_rounds!r}")
+        _check(0.0 <= self.skip_top < 1.0, "strategy.skip_top", f"must be in [0, 1), got {self.skip_top!r}")
+        _check(self.target_quantile is None or 0.0 <= self.target_quantile <= 1.0, "strategy.target_quantile",
+               f"must be in [0, 1] or null, got {self.target_quantile!r}")
+        _check(isinstance(self.strata, int) and (self.strata == 0 or self.strata > 1), "strategy.strata",
+               f"must be 0 (off) or an integer > 1, got {self.strata!r}")
+        _check(not (self.strata and self.diversity_factor), "strategy.strata",
+               "stratification and the diversity step (strategy.diversity_factor) are alternatives; set one")
         _check(self.mc_samples >= 1, "strategy.mc_samples", f"must be >= 1, got {self.mc_samples!r}")
         _check(self.schedule_step > 0, "strategy.schedule_step", "must be > 0")
         _check(0 < self.schedule_rate < 1, "strategy.schedule_rate", "must be in (0, 1)")

@@ -40,6 +40,7 @@ from .oracle import Oracle, SimulatedOracle
 from .probes import calibration_report, gap_report
 from .rundir import RunState, atomic_write_json, atomic_write_text, read_jsonl
 from .strategies import Needs, PoolView, Strategy, get_strategy
+from .strategies.regime import TrainingRegime, decide_regime
 from .training import Regularization, train_lora
 from .uncertainty import score_pool
 
@@ -80,7 +81,8 @@ class ActiveLearningRun:
         self.strategy: Strategy = get_strategy(strategy_name, config.strategy)
         self.strategy_name = strategy_name
         self.needs: Needs = self.strategy.needs()
-        self.needs.check_dropout(config.lora.lora_dropout)
+        # How this run trains and whether MC dropout means anything for it: decided once.
+        self.regime: TrainingRegime = decide_regime(config, self.strategy)
         self.seed = seed
         self.run_dir = Path(run_dir)
         self.data = data
@@ -90,6 +92,7 @@ class ActiveLearningRun:
         self.progress = progress
         self.pool_by_id = {ex.id: ex for ex in data.pool}
         self._adapter_round: int | None = None  # which round's adapter the model holds now
+        self._answer_tokens = None  # example -> gold answer length in tokens, built on first use
         run_config = {**config.to_dict(), "run": {"strategy": strategy_name, "seed": seed,
                                                   "data": data.fingerprint()}}
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -112,13 +115,8 @@ class ActiveLearningRun:
         return 0 if self.needs.trains_on_whole_pool else self.config.loop.rounds
 
     def regularization(self) -> Regularization:
-        """STAR's hybrid regularisation for strategies that declare it, else plain LoRA."""
-        reg = self.config.regularization
-        return Regularization(
-            a_dropout=self.config.lora.lora_dropout if self.needs.hybrid_active(reg) else 0.0,
-            b_l2_mode=self.needs.b_l2_mode(reg), b_weight_decay=reg.b_weight_decay,
-            b_l2_penalty=reg.b_l2_penalty,
-        )
+        """What this run's adapters train with: :func:`~activelora.strategies.regime.decide_regime`."""
+        return self.regime.regularization()
 
     def unlabeled_ids(self) -> list[str]:
         taken = set(self.state.selected_ids())
@@ -196,7 +194,7 @@ class ActiveLearningRun:
         staging.rename(adapter)
         atomic_write_json(folder / "train.json", {
             "examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
-            "seconds": round(time.time() - started, 2), "regularization": self.regularization().__dict__,
+            "seconds": round(time.time() - started, 2), "regularization": self.regime.to_dict(),
         })
         self.state.set_phase("train")
 
@@ -215,15 +213,23 @@ class ActiveLearningRun:
 
     def _score(self, examples: Sequence[Example], *, base: bool, mc_samples: int, r: int,
                hidden: bool = False, label: str = "score", temperature: float = 1.0,
-               measure: str | None = None):
-        set_lora_dropout_rate(self.model, self.config.lora.lora_dropout)
+               measure: str | None = None, normalize: bool | None = None):
+        from .uncertainty.measures import get_measure
+
+        measure = measure or self.needs.measure or self.config.strategy.measure
+        # MC passes sample the dropout the adapter trained with (decide_regime), never another;
+        # vote's K samples are generated answers and sample no dropout.
+        passes = 1 if base or get_measure(measure).needs_sampled_answers else mc_samples
+        self.regime.check_scoring(passes, f"strategy {self.strategy_name!r}")
+        set_lora_dropout_rate(self.model, self.regime.mc_dropout_rate)
         torch.manual_seed(run_seed(self.seed, r, salt=3 if not base else 4))
         sc = self.config.score
         return score_pool(
             self.model, self.tokenizer, self.data.task, list(examples),
-            measure=measure or self.needs.measure or self.config.strategy.measure, target="generated",
+            measure=measure, target="generated",
             temperature=temperature,
-            mc_samples=mc_samples, normalize=sc.normalize, batch_size=sc.batch_size,
+            mc_samples=mc_samples, normalize=sc.normalize if normalize is None else normalize,
+            batch_size=sc.batch_size,
             max_new_tokens=sc.max_new_tokens, chat_template=self.config.model.chat_template,
             base=base, cache=base, progress=f"round {r} {label}" if self.progress else False,
             # The base model's scores are a fixed function of the example: one seed for all
@@ -256,10 +262,24 @@ class ActiveLearningRun:
             row.update(self.probe_gap(r))
             if self.config.score.temperature_scaling:
                 row.update(self.fit_temperature(r, result))
+        row.update(self.batch_composition(r))
         row["eval_seconds"] = round(time.time() - started, 2)
         atomic_write_json(folder / "metrics.json", row)
         self._rewrite_metrics_log()
         return row
+
+    def batch_composition(self, r: int) -> dict:
+        """Round r's batch against the unlabelled pool it was drawn from
+        (:func:`~activelora.composition.batch_composition`)."""
+        from .composition import answer_tokens, batch_composition
+
+        if self._answer_tokens is None:
+            self._answer_tokens = answer_tokens(self.tokenizer, self.data.task)
+        earlier = {i for record in self.state.rounds[:r] for i in record.ids}
+        labels = self.state.training_labels()
+        batch = [replace(self.pool_by_id[i], answer=labels[i]) for i in self.state.rounds[r].ids if i in labels]
+        pool = [ex for ex in self.data.pool if ex.id not in earlier]
+        return batch_composition(batch, pool, self._answer_tokens)
 
     def probe_gap(self, r: int) -> dict:
         """Uncertainty-gap metrics of round r's model on the held-out labelled probe set."""
@@ -318,13 +338,15 @@ class ActiveLearningRun:
         out = {"ids": ids}
         if needs.full_scores:
             scored = self._score(examples, base=False, mc_samples=needs.mc_samples, r=r,
-                                 hidden=needs.hidden_states, label="score pool", temperature=self.temperature(r))
+                                 hidden=needs.hidden_states, label="score pool", temperature=self.temperature(r),
+                                 normalize=needs.normalize)
             out["full_scores"] = [s.score for s in scored]
             out["full_samples"] = [s.samples for s in scored]
             if needs.hidden_states:
                 out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
         if needs.base_scores:
-            base = self._score(examples, base=True, mc_samples=1, r=r, label="score base")
+            base = self._score(examples, base=True, mc_samples=1, r=r, label="score base",
+                               measure=needs.resolved_base_measure(), normalize=needs.base_normalize)
             out["base_scores"] = [s.score for s in base]
         if needs.hidden_states and "embeddings" not in out:
             scored = self._score(examples, base=False, mc_samples=1, r=r, hidden=True, label="embed pool")
@@ -447,7 +469,7 @@ def run_experiment(config: Config, output: Path, *, restart: bool = False, progr
     from .strategies import get_strategy as check_strategy
 
     for name in config.loop.strategies:  # fail on a bad name before loading anything
-        check_strategy(name, config.strategy).needs().check_dropout(config.lora.lora_dropout)
+        decide_regime(config, check_strategy(name, config.strategy))
     data = load_experiment_data(config)
     output.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model(config.model.name, dtype=config.model.dtype,

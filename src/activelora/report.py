@@ -159,6 +159,7 @@ def markdown_table(runs: dict[str, dict[int, list[dict]]], summary: dict) -> str
 def compare(directories: Sequence[str | Path], out: str | Path | None = None,
             target: float | None = None) -> tuple[dict, str]:
     """Summarise runs; writes summary.json, report.md and curves.png into ``out``."""
+    from .composition import composition_curves, composition_tables, queried_means
     from .probes.plots import plot_round_curves
 
     runs = find_runs(directories)
@@ -186,9 +187,18 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
                                    for v, names in by_value.items()}}
         plot_round_curves(curves, out / "curves.png", title="accuracy and probes per round (mean ± std over seeds)",
                           references=references)
+        # What each strategy's batches were made of, against the pool (composition.py).
+        composition = composition_tables(runs)
+        extra = ""
+        if composition:
+            summary["composition"] = queried_means(runs)
+            batch_curves, pool_lines = composition_curves(runs, curve)
+            plot_round_curves(batch_curves, out / "composition.png", references=pool_lines,
+                              title="what each batch is made of (mean ± std over seeds; dashed: the pool)")
+            extra = "\n## Batch composition\n\n" + composition + "\n![composition](composition.png)\n"
         atomic_write_json(out / "summary.json", summary)
         atomic_write_text(out / "report.md", "# activelora comparison\n\n" + table +
-                          "\n![curves](curves.png)\n")
+                          "\n![curves](curves.png)\n" + extra)
     return summary, table
 
 

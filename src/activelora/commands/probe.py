@@ -40,6 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..probes.run import probe_measures, run_probe
+    from ..strategies.regime import check_adapter_for_scoring
 
     common.setup_logging()
     config = common.config_from_args(args, {
@@ -62,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             _, calibration = common.load_split(config, args.calibration_split, wanted)
     model, tokenizer = common.load_model_and_adapter(config, args.adapter)
+    check_adapter_for_scoring(model, args.adapter, mc_samples=config.score.mc_samples,
+                              measure=config.score.measure, where=f"--adapter {args.adapter}")
     report, rows = run_probe(model, tokenizer, task, examples, config, bins=args.bins,
                              calibration_examples=calibration, plots_dir=out)
     report.update({"model": config.model.name, "adapter": args.adapter, "data": config.data.source,

@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..strategies.regime import check_adapter_for_scoring
     from ..uncertainty.scorer import score_pool
 
     common.setup_logging()
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or config.data.train_split  # the unlabelled pool is the train split
     task, examples = common.load_split(config, split, args.limit or config.data.limit)
     model, tokenizer = common.load_model_and_adapter(config, args.adapter)
+    if not args.base:
+        check_adapter_for_scoring(model, args.adapter, mc_samples=sc.mc_samples, measure=sc.measure,
+                                  where=f"--adapter {args.adapter}")
     if sc.target == "gold":
         print("note: --target gold scores the labelled answers (simulation only)", file=sys.stderr)
     started = time.time()

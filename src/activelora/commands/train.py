@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models.lora import attach_lora, save_adapter
-    from ..training import Regularization, train_lora
+    from ..strategies.regime import decide_regime
+    from ..training import train_lora
 
     common.setup_logging()
     config = common.config_from_args(args, {"train": {
@@ -42,8 +43,10 @@ def run(args: argparse.Namespace) -> int:
     task, examples = common.load_split(config, args.split or config.data.train_split, args.limit or config.data.limit)
     model, tokenizer = common.load_model_and_adapter(config)
     model = attach_lora(model, config.lora, seed=config.train.seed)
-    plain = args.plain or config.regularization.apply == "none"
-    reg = Regularization.plain() if plain else Regularization.hybrid(config)
+    # The same decision the loop makes; recorded in train.json, where `score` and `probe`
+    # read whether MC dropout may be sampled from this adapter.
+    regime = decide_regime(config, plain=args.plain)
+    reg = regime.regularization()
     started = time.time()
     result = train_lora(model, tokenizer, task, examples, config.train, reg,
                         chat_template=config.model.chat_template)
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
     atomic_write_json(out / "train.json", {
         "examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
-        "losses": result.losses, "seconds": round(seconds, 2), "regularization": reg.__dict__,
+        "losses": result.losses, "seconds": round(seconds, 2), "regularization": regime.to_dict(),
     })
     print(f"trained on {result.examples} examples, {result.steps} steps, final loss "
           f"{result.final_loss:.4f}, {seconds:.0f}s -> {final}")

@@ -16,11 +16,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..config import RegularizationConfig, StrategyConfig
-from ..errors import ConfigError, PoolExhaustedError
+from ..config import StrategyConfig
+from ..errors import PoolExhaustedError
 from ..registry import Registry
 from .diversity import candidate_count, k_center_greedy
 from .normalize import check_finite
+from .remedies import kmeans, remedy_order, stratified_pick
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,21 @@ class Needs:
       during a run, so the loop computes it once per id and caches it.
     - ``mc_samples``: passes for the full scores. 1 = one deterministic pass, dropout off;
       K >= 2 = K passes with (only) the LoRA dropout on, reduced by the measure (mean of
-      the K uncertainties, or BALD's mutual information). See :meth:`check_dropout`.
+      the K uncertainties, or BALD's mutual information).
     - ``hidden_states``: mean-pooled last hidden states (n, d), for the diversity step.
     - ``measure``: the uncertainty measure's name (entropy, pe, lc, bald, vote).
+    - ``base_measure``: the base term's measure; a measure defined only over several MC
+      passes (bald, vote) falls back to ``entropy`` there, since the base model (adapter
+      disabled) has no dropout to sample. See :meth:`resolved_base_measure`.
+    - ``normalize`` / ``base_normalize``: mean per answer token (True) or sum (False) for
+      the full / base term; None: the loop's ``score.normalize``.
+    - ``base_target``: ``own`` (the base model's own greedy answer) or ``tuned`` (the tuned
+      model's answer: one token sequence scored under both models).
     - ``hybrid_regularization``: train this strategy's adapters with STAR's hybrid
       regularisation when ``regularization.apply`` is ``star``.
     - ``b_l2``: whether that regularisation includes the L2 term on B (False: the
-      ``star-no-l2`` ablation). Read both through :meth:`b_l2_mode`.
+      ``star-no-l2`` ablation). Which regularisation a run really trains with is decided
+      from these by :func:`~activelora.strategies.regime.decide_regime`, nowhere else.
     - ``trains_on_whole_pool``: passive learning. The loop labels the whole pool in one step,
       ``select(pool, len(pool.ids))``, trains once and runs no query rounds.
     """
@@ -51,30 +60,38 @@ class Needs:
     hybrid_regularization: bool = False
     b_l2: bool = True
     trains_on_whole_pool: bool = False
+    base_measure: str | None = None
+    normalize: bool | None = None
+    base_normalize: bool | None = None
+    base_target: str = "own"
 
     def __post_init__(self) -> None:
         if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
             raise ValueError(f"Needs.mc_samples must be an integer >= 1, got {self.mc_samples!r}")
         if (self.full_scores or self.base_scores) and not self.measure:
             raise ValueError("Needs.measure must name an uncertainty measure when scores are needed")
+        if self.base_target not in ("own", "tuned"):
+            raise ValueError(f"Needs.base_target must be own or tuned, got {self.base_target!r}")
 
-    def hybrid_active(self, reg: RegularizationConfig) -> bool:
-        """Whether this strategy's adapters train with the hybrid regularisation:
-        ``reg.apply == "all"``, or ``reg.apply == "star"`` and ``hybrid_regularization``."""
-        return reg.apply == "all" or (reg.apply == "star" and self.hybrid_regularization)
+    @property
+    def dropout_passes(self) -> int:
+        """How many LoRA-dropout passes the full scores sample: ``mc_samples``, except for a
+        measure whose K samples are generated answers (vote), which samples no dropout."""
+        if self.mc_samples < 2 or not self.measure:
+            return 1
+        from ..uncertainty.measures import get_measure
 
-    def b_l2_mode(self, reg: RegularizationConfig) -> str:
-        """The B-matrix L2 mode to train this strategy's adapters with: ``reg.b_l2_mode``
-        (``decay`` or ``penalty``) when :meth:`hybrid_active` and ``b_l2``, else ``"none"``."""
-        return reg.b_l2_mode if self.hybrid_active(reg) and self.b_l2 else "none"
+        return 1 if get_measure(self.measure).needs_sampled_answers else self.mc_samples
 
-    def check_dropout(self, lora_dropout: float) -> None:
-        """Refuse MC sampling without dropout: the K passes would all be identical."""
-        if self.mc_samples > 1 and lora_dropout <= 0:
-            raise ConfigError(
-                f"lora.lora_dropout: must be > 0 for {self.mc_samples} Monte-Carlo dropout "
-                f"passes, got {lora_dropout!r}"
-            )
+    def resolved_base_measure(self) -> str | None:
+        """The base term's measure: ``base_measure``, else ``measure`` unless that needs MC
+        passes (then ``entropy``: BALD's first term, the predictive entropy, is what one
+        deterministic pass of the base model defines)."""
+        if self.base_measure or not self.measure:
+            return self.base_measure or None
+        from ..uncertainty.measures import get_measure
+
+        return "entropy" if get_measure(self.measure).mc else self.measure
 
 
 @dataclass(kw_only=True)
@@ -157,14 +174,16 @@ class Strategy:
     """Base class. A subclass sets ``name``, declares :meth:`needs` and writes :meth:`score`.
 
     ``informative_scores`` False (random, passive) records ``None`` as each selected
-    example's score and skips the diversity step. ``min_mc_samples`` makes the constructor
-    refuse too few Monte-Carlo passes (BALD, vote).
+    example's score and skips the diversity step and the remedies.
     """
 
     name: ClassVar[str] = ""
     informative_scores: ClassVar[bool] = True
     # Switches an ablation variant forces on the config, e.g. {"dynamic": False}.
     config_overrides: ClassVar[dict[str, Any]] = {}
+    # RegularizationConfig fields a variant pins when it trains with the hybrid
+    # regularisation (star-paper: the authors' B decay), read by decide_regime.
+    regularization_overrides: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, cfg: StrategyConfig):
         self.cfg = dataclasses.replace(cfg, **self.config_overrides) if self.config_overrides else cfg
@@ -176,6 +195,16 @@ class Strategy:
     def diversity(self) -> bool:
         """Whether :meth:`select` runs the k-center diversity step."""
         return self.informative_scores and self.cfg.diversity_factor > 1
+
+    @property
+    def stratified(self) -> bool:
+        """Whether :meth:`select` splits the batch over k-means strata of the embeddings."""
+        return self.informative_scores and self.cfg.strata > 1
+
+    @property
+    def wants_embeddings(self) -> bool:
+        """Whether the loop must provide ``PoolView.embeddings`` (diversity or strata)."""
+        return self.diversity or self.stratified
 
     def needs(self) -> Needs:
         raise NotImplementedError
@@ -196,9 +225,13 @@ class Strategy:
         """The ``n`` pool ids most worth labelling, best first.
 
         Non-finite scores raise ``ValueError`` (they signal a numerical fault; ranking them
-        would pick or skip examples silently). Ties are broken by :func:`rank`. With the
-        diversity step on, the top ``ceil(f·n)`` candidates are thinned to ``n`` by
-        :func:`~activelora.strategies.diversity.k_center_greedy` over ``pool.embeddings``.
+        would pick or skip examples silently). Ties are broken by :func:`rank`. For
+        informative scores, in this order (:mod:`~activelora.strategies.remedies`): a query
+        round below ``cold_start_rounds`` selects at random (the ``random`` strategy's draw);
+        ``skip_top`` and ``target_quantile`` turn the scores into an order of the eligible
+        positions; then either the diversity step (the top ``ceil(f·n)`` candidates thinned
+        to ``n`` by :func:`~activelora.strategies.diversity.k_center_greedy` over
+        ``pool.embeddings``) or the strata, or plainly the first ``n``.
         """
         n = self.check_n(pool, n)
         if n == 0:
@@ -210,18 +243,42 @@ class Strategy:
                 f"strategy {self.name!r} returned scores of shape {scores.shape} for {len(pool.ids)} ids"
             )
         check_finite(scores, pool.ids, what=f"strategy {self.name!r} scores")
-        order = rank(scores, pool.ids, pool.rng)
         info = dict(info)
-        chosen = order[:n]
-        if self.diversity:
-            m = candidate_count(n, self.cfg.diversity_factor, len(pool.ids))
-            if m > n:
+        if self.informative_scores and pool.round_index < self.cfg.cold_start_rounds:
+            # The same keys and permutation the random strategy draws: paired with it.
+            order = rank(random_keys(pool), pool.ids, pool.rng)
+            info["cold_start"] = True
+            chosen = order[:n]
+        else:
+            order = rank(scores, pool.ids, pool.rng)
+            if self.informative_scores:
+                order, more = remedy_order(scores, order, n, skip_top=self.cfg.skip_top,
+                                           target_quantile=self.cfg.target_quantile)
+                info.update(more)
+            chosen = order[:n]
+            if self.diversity:
+                m = candidate_count(n, self.cfg.diversity_factor, len(order))
+                if m > n:
+                    embeddings = pool.require("embeddings", self.name)
+                    candidates = order[:m]
+                    chosen = candidates[k_center_greedy(embeddings[candidates], n)]
+                info["diversity_candidates"] = m
+            elif self.stratified:
                 embeddings = pool.require("embeddings", self.name)
-                candidates = order[:m]
-                chosen = candidates[k_center_greedy(embeddings[candidates], n)]
-            info["diversity_candidates"] = m
+                # A child generator: the strata never shift the draws of the main stream.
+                labels = kmeans(embeddings, self.cfg.strata, np.random.default_rng(pool.rng.integers(2**63)))
+                chosen, more = stratified_pick(order, labels, n)
+                info.update(more)
         kept = [float(scores[i]) for i in chosen] if self.informative_scores else [None] * n
         return Selection(ids=[pool.ids[i] for i in chosen], scores=kept, info=info)
+
+
+def random_keys(pool: PoolView) -> np.ndarray:
+    """i.i.d. U(0, 1) keys drawn in sorted-id order: their top n is a uniform n-subset that
+    does not depend on the order of the pool list."""
+    keys = np.empty(len(pool.ids))
+    keys[np.argsort(np.asarray(pool.ids, dtype=object), kind="stable")] = pool.rng.random(len(pool.ids))
+    return keys
 
 
 STRATEGIES: Registry[type[Strategy]] = Registry("strategy")

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import StrategyConfig
 from ..errors import ConfigError
-from .base import Needs, PoolView, Selection, Strategy, register
+from .base import STRATEGIES, Needs, PoolView, Selection, Strategy, random_keys, register
 from .normalize import min_max_normalize
 from .schedules import make_schedule
 
@@ -45,9 +45,23 @@ class RandomStrategy(Strategy):
         return Needs(b_l2=self.cfg.b_l2)
 
     def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
-        keys = np.empty(len(pool.ids))
-        keys[np.argsort(np.asarray(pool.ids, dtype=object), kind="stable")] = pool.rng.random(len(pool.ids))
-        return keys, {}
+        return random_keys(pool), {}
+
+
+@register
+class RandomHybridStrategy(RandomStrategy):
+    """The control: random selection, trained with STAR's hybrid regularisation.
+
+    It draws exactly what ``random`` draws (same seeded keys, same initial set), so in one
+    experiment folder the two runs of a seed label the same examples every round and differ
+    only in how they train: ``random-hybrid`` minus ``random`` is the effect of the
+    regularisation, ``star`` minus ``random-hybrid`` the effect of STAR's selection.
+    """
+
+    name = "random-hybrid"
+
+    def needs(self) -> Needs:
+        return Needs(hybrid_regularization=True, b_l2=self.cfg.b_l2)
 
 
 @register
@@ -94,7 +108,7 @@ class UncertaintyStrategy(Strategy):
 
     def needs(self) -> Needs:
         return Needs(full_scores=True, mc_samples=self.mc_samples, measure=self.measure,
-                     hidden_states=self.diversity, b_l2=self.cfg.b_l2)
+                     hidden_states=self.wants_embeddings, b_l2=self.cfg.b_l2, normalize=self.cfg.normalize)
 
     def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
         return pool.require("full_scores", self.name), {}
@@ -115,6 +129,14 @@ class _MixedStrategy(Strategy):
         self.mc_samples = self.cfg.mc_samples if self.cfg.mc_dropout else 1
         _check_mc(self.name, self.cfg.measure, self.mc_samples)
 
+    def _mixed_needs(self, *, hybrid_regularization: bool) -> Needs:
+        cfg = self.cfg
+        return Needs(full_scores=True, base_scores=True, mc_samples=self.mc_samples, measure=cfg.measure,
+                     hidden_states=self.wants_embeddings, hybrid_regularization=hybrid_regularization,
+                     b_l2=cfg.b_l2, normalize=cfg.normalize,
+                     base_normalize=cfg.base_normalize if cfg.base_normalize is not None else cfg.normalize,
+                     base_target=cfg.base_target)
+
     def _normalized(self, pool: PoolView) -> tuple[np.ndarray, np.ndarray]:
         base = min_max_normalize(pool.require("base_scores", self.name))
         full = min_max_normalize(pool.require("full_scores", self.name))
@@ -129,14 +151,14 @@ class SubtractStrategy(_MixedStrategy):
     uncertainties live on different scales (the untuned base model's sequence entropies are
     larger and spread wider), so a raw difference would rank almost by ``-u_base`` alone.
     Normalising also makes subtract differ from STAR only in how the two terms are combined.
-    A baseline: it trains plain LoRA (no hybrid regularisation).
+    A baseline without STAR's L2 on B; with K >= 2 MC passes it trains with the A-input
+    dropout it samples (:func:`~activelora.strategies.regime.decide_regime`), else plain LoRA.
     """
 
     name = "subtract"
 
     def needs(self) -> Needs:
-        return Needs(full_scores=True, base_scores=True, mc_samples=self.mc_samples,
-                     measure=self.cfg.measure, hidden_states=self.diversity, b_l2=self.cfg.b_l2)
+        return self._mixed_needs(hybrid_regularization=False)
 
     def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
         base, full = self._normalized(pool)
@@ -163,9 +185,7 @@ class StarStrategy(_MixedStrategy):
         self.schedule = make_schedule(self.cfg)  # fails now, not at the first query
 
     def needs(self) -> Needs:
-        return Needs(full_scores=True, base_scores=True, mc_samples=self.mc_samples,
-                     measure=self.cfg.measure, hidden_states=self.diversity,
-                     hybrid_regularization=True, b_l2=self.cfg.b_l2)
+        return self._mixed_needs(hybrid_regularization=True)
 
     def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
         lam = float(self.schedule(pool.round_index))
@@ -195,3 +215,65 @@ class StarNoMC(StarStrategy):
 
     name = "star-no-mc"
     config_overrides = {"mc_dropout": False}
+
+
+# --------------------------------------------------------------------------- named variants
+
+
+def _variant(name: str, base: type[Strategy], overrides: dict[str, Any], doc: str) -> type[Strategy]:
+    """Register ``name``: ``base`` with ``overrides`` forced on its config. Variants exist so
+    that they can run side by side in one experiment folder (the config is the experiment's,
+    the name the run's); the same switches work on any strategy through ``--set strategy.KEY=``."""
+    cls = type(f"{name.title().replace('-', '')}Strategy", (base,),
+               {"name": name, "config_overrides": {**base.config_overrides, **overrides},
+                "__module__": __name__, "__doc__": doc})
+    return register(cls)
+
+
+_ENTROPY = STRATEGIES.get("entropy")
+_PE = STRATEGIES.get("pe")
+_VOTE = STRATEGIES.get("vote")
+
+# Remedies for naive uncertainty sampling (strategies/remedies.py). The values are starting
+# points for the validity study, not tuned ones.
+_variant("entropy-mean", _ENTROPY, {"normalize": True},
+         "entropy per answer token (the mean over positions) instead of the sum.")
+_variant("entropy-skip", _ENTROPY, {"normalize": True, "skip_top": 0.2},
+         "entropy-mean without the top 20% of the pool (the extreme tail).")
+_variant("entropy-mid", _ENTROPY, {"normalize": True, "target_quantile": 0.5},
+         "entropy-mean preferring the pool's median uncertainty (a middle band).")
+_variant("entropy-cold", _ENTROPY, {"normalize": True, "cold_start_rounds": 2},
+         "entropy-mean after two random query rounds (a random cold start).")
+_variant("entropy-div", _ENTROPY, {"normalize": True, "diversity_factor": 3.0},
+         "entropy-mean with the k-center diversity step over the top 3n.")
+_variant("huds", _PE, {"normalize": True, "strata": 8},
+         "Length-normalised NLL (mean token -log p of the answer) stratified over 8 k-means strata of "
+         "the prompt embeddings: the idea of ATGen's HUDS (Tsvigun et al. 2025) in our own form.")
+_variant("vote-mid", _VOTE, {"target_quantile": 0.5},
+         "Agreement of K sampled answers, preferring partial agreement (the median vote entropy): "
+         "what the model is close to getting right.")
+
+
+@register
+class StarPaper(StarStrategy):
+    """STAR as the paper ran it, as far as an unlabelled pool allows (Zhang et al. 2024).
+
+    Pinned, whatever the experiment's config says: ``entropy`` summed over the answer tokens
+    for both terms, the base term on the base model's *own* greedy answer, K = 3 MC-dropout
+    passes for ``u_full``, the linear λ_t = 1 - 0.1·(t+1) (0.9, 0.8, ...), both terms
+    min-max normalised, no diversity step and no remedy; trained with the hybrid
+    regularisation as decoupled weight decay 0.5 on B only (the authors' code) and dropout
+    ``lora.lora_dropout`` on the A inputs. Differences from the paper that cannot or should
+    not be reproduced: the pool is scored on the models' own answers, not the gold ones (a
+    label-free pool has none); the MC passes sample dropout (the authors' release ran them in
+    eval mode, where they are identical); both terms are normalised (the release normalised
+    only the base term). ``star`` is activelora's evidence-backed version; see the README.
+    """
+
+    name = "star-paper"
+    config_overrides = {
+        "measure": "entropy", "mc_samples": 3, "mc_dropout": True, "schedule": "linear", "schedule_step": 0.1,
+        "dynamic": True, "b_l2": True, "diversity_factor": 0.0, "normalize": False, "base_normalize": False,
+        "base_target": "own", "cold_start_rounds": 0, "skip_top": 0.0, "target_quantile": None, "strata": 0,
+    }
+    regularization_overrides = {"b_l2_mode": "decay", "b_weight_decay": 0.5}

@@ -1,0 +1,174 @@
+"""Remedies for uncertainty sampling (skip the tail, a middle band, strata, a random cold start),
+the random-hybrid control and the pinned star-paper variant, against independent references."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from activelora.config import StrategyConfig
+from activelora.errors import ConfigError
+from activelora.strategies import PoolView, get_strategy, rank
+from activelora.strategies.remedies import (
+    kmeans,
+    percentile_ranks,
+    remedy_order,
+    skipped_count,
+    stratified_pick,
+)
+
+
+def pool_of(scores, rng_seed=0, round_index=0, embeddings=None):
+    ids = [f"ex{i:03d}" for i in range(len(scores))]
+    return PoolView(ids=ids, full_scores=np.asarray(scores, dtype=float), rng=np.random.default_rng(rng_seed),
+                    round_index=round_index, embeddings=embeddings)
+
+
+# ----------------------------------------------------------------------------- percentiles
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 6).map(float), min_size=1, max_size=30))
+def test_percentile_ranks_against_brute_force(values):
+    n = len(values)
+    expected = [0.5] if n == 1 else [
+        (sum(v < x for v in values) + (sum(v == x for v in values) - 1) / 2) / (n - 1) for x in values]
+    np.testing.assert_allclose(percentile_ranks(np.array(values)), expected, rtol=0, atol=1e-12)
+
+
+def test_skipped_count():
+    assert skipped_count(100, 10, 0.2) == 20
+    assert skipped_count(30, 5, 0.1) == 3  # 0.1*30 is 3.0000000000000004
+    assert skipped_count(25, 20, 0.5) == 5  # never so many that n cannot be bought
+    assert skipped_count(10, 3, 0.0) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n_pool=st.integers(2, 40), q=st.floats(0, 0.9), m=st.floats(0, 1))
+def test_remedy_order_against_reference(seed, n_pool, q, m):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 8, n_pool).astype(float)  # ties on purpose
+    n = int(rng.integers(1, n_pool + 1))
+    ids = [f"x{i}" for i in range(n_pool)]
+    tie_order = rank(scores, ids, np.random.default_rng(seed))
+    order, info = remedy_order(scores, tie_order, n, skip_top=q, target_quantile=m)
+    skip = min(math.floor(round(q * n_pool, 9)), n_pool - n)
+    kept = list(tie_order[skip:])
+    assert sorted(order.tolist()) == sorted(kept) and len(order) >= n
+    # Reference: sort the kept positions by |percentile - m|, ties by their place in tie_order.
+    pct = {i: (sum(s < scores[i] for s in scores) + (sum(s == scores[i] for s in scores) - 1) / 2) / (n_pool - 1)
+           for i in range(n_pool)}
+    expected = sorted(kept, key=lambda i: (abs(pct[i] - m), kept.index(i)))
+    assert order.tolist() == expected
+    assert info["target_quantile"] == m and info.get("skipped_top", 0) == skip
+
+
+# ----------------------------------------------------------------------------- strata
+
+
+def reference_quota(sizes: dict[int, int], n: int) -> dict[int, int]:
+    total = sum(sizes.values())
+    quota = {c: (n * s) // total for c, s in sizes.items()}  # exact integer floor
+    left = n - sum(quota.values())
+    remainder = {c: n * s / total - quota[c] for c, s in sizes.items()}
+    for c in sorted(sizes, key=lambda c: (-remainder[c], -sizes[c], c))[:left]:
+        quota[c] += 1
+    return quota
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**31), n_pool=st.integers(1, 40), k=st.integers(1, 6))
+def test_stratified_pick_against_reference(seed, n_pool, k):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n_pool)
+    order = rng.permutation(n_pool)
+    n = int(rng.integers(0, n_pool + 1))
+    picked, info = stratified_pick(order, labels, n)
+    sizes = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
+    quota = reference_quota(sizes, n)
+    assert info["strata"] == quota
+    expected = [p for p in order if sum(labels[q] == labels[p] for q in order[:list(order).index(p) + 1])
+                <= quota[int(labels[p])]]
+    assert picked.tolist() == expected and len(picked) == n
+
+
+def test_kmeans_recovers_separated_blobs():
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    truth = np.repeat([0, 1, 2], [15, 10, 5])
+    points = centres[truth] + rng.normal(scale=0.3, size=(30, 2))
+    labels = kmeans(points, 3, np.random.default_rng(1))
+    # The same partition up to renaming: every true blob maps to exactly one label.
+    assert {tuple(sorted(set(labels[truth == c]))) for c in range(3)} == {(a,) for a in set(labels)}
+    assert len(set(labels)) == 3
+    np.testing.assert_array_equal(labels, kmeans(points, 3, np.random.default_rng(1)))
+    assert kmeans(np.ones((5, 2)), 3, np.random.default_rng(0)).tolist() == [0] * 5  # one distinct point
+    with pytest.raises(ValueError, match="non-finite"):
+        kmeans(np.array([[np.nan, 0.0]]), 2, np.random.default_rng(0))
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+SCORES = [0.1, 9.0, 0.5, 8.0, 3.0, 2.0, 7.0, 4.0, 6.0, 5.0]
+
+
+def test_cold_start_draws_what_random_draws_then_ranks():
+    cfg = StrategyConfig(cold_start_rounds=1)
+    cold = get_strategy("entropy", cfg).select(pool_of(SCORES, rng_seed=3), 4)
+    rand = get_strategy("random", cfg).select(pool_of(SCORES, rng_seed=3), 4)
+    assert cold.ids == rand.ids and cold.info["cold_start"]
+    warm = get_strategy("entropy", cfg).select(pool_of(SCORES, rng_seed=3, round_index=1), 4)
+    assert warm.ids == ["ex001", "ex003", "ex006", "ex008"] and "cold_start" not in warm.info
+    # Named variant: two random rounds.
+    assert get_strategy("entropy-cold", StrategyConfig()).select(pool_of(SCORES, round_index=1), 4).info["cold_start"]
+
+
+def test_random_hybrid_draws_what_random_draws():
+    for seed in range(5):
+        a = get_strategy("random", StrategyConfig()).select(pool_of(SCORES, rng_seed=seed), 5)
+        b = get_strategy("random-hybrid", StrategyConfig()).select(pool_of(SCORES, rng_seed=seed), 5)
+        assert a.ids == b.ids and b.scores == [None] * 5
+    assert get_strategy("random-hybrid", StrategyConfig()).needs().hybrid_regularization
+
+
+def test_skip_top_and_middle_band():
+    skip = get_strategy("entropy-skip", StrategyConfig()).select(pool_of(SCORES), 3)  # top 20%: 9.0 and 8.0
+    assert skip.ids == ["ex006", "ex008", "ex009"] and skip.info["skipped_top"] == 2
+    assert skip.scores == [7.0, 6.0, 5.0]  # the raw uncertainties are recorded, not the preference
+    mid = get_strategy("entropy-mid", StrategyConfig()).select(pool_of(SCORES), 2)
+    assert sorted(mid.scores) == [4.0, 5.0]  # the two nearest the median of 0.1 .. 9.0
+
+
+def test_huds_splits_the_batch_over_strata():
+    rng = np.random.default_rng(0)
+    embeddings = np.concatenate([rng.normal(0, 0.1, (6, 3)), rng.normal(5, 0.1, (4, 3))])
+    scores = [1, 2, 3, 4, 5, 6, 10, 11, 12, 13]  # the second blob is the most uncertain
+    plain = get_strategy("pe", StrategyConfig()).select(pool_of(scores, embeddings=embeddings), 5)
+    assert set(plain.ids) >= {"ex006", "ex007", "ex008", "ex009"}
+    strat = get_strategy("pe", StrategyConfig(strata=2)).select(pool_of(scores, embeddings=embeddings), 5)
+    assert sorted(strat.info["strata"].values()) == [2, 3]  # 6:4 of the pool -> 3:2 of the batch
+    assert sum(i in {"ex006", "ex007", "ex008", "ex009"} for i in strat.ids) == 2
+    assert get_strategy("huds", StrategyConfig()).needs().normalize is True
+    with pytest.raises(ConfigError, match="strategy.strata"):
+        StrategyConfig(strata=4, diversity_factor=2.0)
+
+
+def test_star_paper_ignores_the_experiment_settings_it_pins():
+    cfg = StrategyConfig(normalize=True, base_target="tuned", mc_samples=5, schedule_step=0.3, skip_top=0.5)
+    paper = get_strategy("star-paper", cfg)
+    needs = paper.needs()
+    assert (needs.normalize, needs.base_normalize, needs.base_target, needs.mc_samples) == (False, False, "own", 3)
+    assert paper.schedule(0) == pytest.approx(0.9) and paper.schedule(1) == pytest.approx(0.8)
+    star = get_strategy("star", cfg).needs()
+    assert (star.normalize, star.base_normalize, star.base_target, star.mc_samples) == (True, True, "tuned", 5)
+
+
+def test_base_measure_of_mc_measures_is_entropy():
+    assert get_strategy("star", StrategyConfig(measure="bald")).needs().resolved_base_measure() == "entropy"
+    assert get_strategy("star", StrategyConfig(measure="pe")).needs().resolved_base_measure() == "pe"
+    assert get_strategy("subtract", StrategyConfig(base_normalize=True)).needs().base_normalize is True
