@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -119,3 +120,30 @@ def test_keyed_dropout_swaps_lora_dropout_and_restores_it(make_tiny_llama):
     assert torch.allclose(other_key[1], both[1], atol=1e-5) and not torch.allclose(other_key[0], both[0])
     assert lora_dropout_modules(model) == originals
     assert all(isinstance(m, nn.Dropout) and not m.training for m in originals)
+
+
+def test_mc_scores_of_an_example_do_not_depend_on_batch_chunk_or_shard(make_tiny_llama, smol_tokenizer,
+                                                                       fake_task, fake_examples):
+    """The property that lets a pool be split across processes: K dropout passes give an
+    example the same per-pass scores whatever else is scored with it."""
+    from activelora.config import LoraSection
+    from activelora.models.lora import attach_lora
+    from activelora.uncertainty import score_pool
+
+    model = attach_lora(make_tiny_llama(), LoraSection(r=2, lora_dropout=0.5, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    kw = dict(measure="entropy", mc_samples=3, target="gold", seed=11, cache=False, progress=False)
+    whole = score_pool(model, smol_tokenizer, fake_task, fake_examples, batch_size=5, **kw)
+    small = score_pool(model, smol_tokenizer, fake_task, fake_examples, batch_size=2, chunk_size=3, **kw)
+    halves = (score_pool(model, smol_tokenizer, fake_task, fake_examples[::2], batch_size=5, **kw)
+              + score_pool(model, smol_tokenizer, fake_task, fake_examples[1::2], batch_size=5, **kw))
+    by_id = {r.id: r.samples for r in halves}
+    for a, b in zip(whole, small):
+        assert len(set(a.samples)) > 1  # the passes do differ
+        np.testing.assert_allclose(a.samples, b.samples, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a.samples, by_id[a.id], rtol=1e-5, atol=1e-6)
+    other_seed = score_pool(model, smol_tokenizer, fake_task, fake_examples, batch_size=5, **{**kw, "seed": 12})
+    assert not np.allclose([r.samples for r in other_seed], [r.samples for r in whole])

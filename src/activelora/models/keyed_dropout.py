@@ -89,6 +89,12 @@ def keep_mask(row_keys: torch.Tensor, module_index: int, length: int, width: int
     return (halves >= int(round(p * (1 << 16)))).view(-1, length, width)
 
 
+def pass_keys(example_keys: torch.Tensor, passes: range) -> torch.Tensor:
+    """(len(passes) * B,) int64 row keys for B examples repeated pass-major, the layout of
+    ``input_ids.repeat(g, 1)``: row ``q * B + b`` is example ``b`` in pass ``passes[q]``."""
+    return torch.cat([splitmix64(example_keys + _signed(_PHI64 * (k + 1))) for k in passes])
+
+
 class RowKeys:
     """The (R,) int64 keys of the rows of the next forward pass, one per batch row."""
 

@@ -33,9 +33,11 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
+from ..distributed import example_seed
 from ..errors import ConfigError, DataError
 from ..models.generation import Generation, answer_length, generate
 from ..models.loading import cache_dir
+from ..models.keyed_dropout import RowKeys, keyed_dropout, pass_keys
 from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout, merged_adapter
 from ..models.text import encode_prompt, encode_target, pad_left, pad_right
 from ..rundir import atomic_write_text
@@ -194,8 +196,12 @@ class _Budget:
 
 @torch.no_grad()
 def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normalize: bool,
-                    pad_id: int, budget: _Budget, want_hidden: bool, temperature: float = 1.0):
-    """Score one padded batch. Returns (scores (B,), per-pass (K, B) or None, hidden (B, H) or None)."""
+                    pad_id: int, budget: _Budget, want_hidden: bool, temperature: float = 1.0,
+                    row_keys: RowKeys | None = None, example_keys: Sequence[int] = ()):
+    """Score one padded batch. Returns (scores (B,), per-pass (K, B) or None, hidden (B, H) or None).
+
+    ``row_keys``/``example_keys``: under :func:`keyed_dropout`, the dropout masks of example
+    b in pass q are keyed by (example_keys[b], q), so they do not depend on the batch."""
     backbone, project = _backbone_and_head(model)
     device = _device(model)
     seqs = [p + a for p, a in zip(prompts, answers)]
@@ -219,6 +225,9 @@ def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normal
     answer_hidden, hidden_sum = [], None
     for start in range(0, k, group):
         g = min(group, k - start)
+        if row_keys is not None:
+            row_keys.set(pass_keys(torch.tensor(list(example_keys), dtype=torch.int64), range(start, start + g)),
+                         device)
         out = backbone(input_ids=input_ids.repeat(g, 1), use_cache=False)
         h = out.last_hidden_state.view(g, rows_b, lengths, -1)  # (g, B, L, H)
         answer_hidden.append(h[:, rows_t, cols_t])  # (g, N, H)
@@ -486,8 +495,10 @@ def score_pool(
     K >= 2) or, for ``vote``, sampled answers. ``temperature`` T: every distribution is
     ``softmax(logits / T)`` (the teacher-forced pass, and the sampling for ``vote``); a T fitted
     on held-out labels is post-hoc temperature scaling. ``base``: the adapter is
-    disabled and results are cached on disk when ``cache``. ``seed`` fixes the dropout masks
-    and samples for this pool and batch size; the global RNG state is left untouched.
+    disabled and results are cached on disk when ``cache``. ``seed`` keys each example's dropout
+    masks by (seed, id, pass) (:mod:`activelora.models.keyed_dropout`), the same in any batch,
+    chunk or process shard; ``vote``'s samples it fixes for this pool and batch size. The
+    global RNG state is left untouched.
     ``return_hidden``: also the mean prompt hidden state (for diversity sampling).
     ``memory_budget_mb``: rough cap on the transient memory of one forward (rows per batch
     and MC passes stacked per forward shrink to fit) and of the LM-head chunks.
@@ -550,7 +561,7 @@ def score_pool(
                 for item in _score_chunk(model, tokenizer, task, chunk, spec=spec, target=target, k=mc_samples,
                                          normalize=normalize, batch_size=batch_size, max_new=max_new, stop=stop,
                                          chat_template=chat_template, pad_id=pad_id, budget=budget,
-                                         want_hidden=return_hidden, temperature=temperature, bar=bar,
+                                         want_hidden=return_hidden, temperature=temperature, bar=bar, seed=seed,
                                          given=None if given is None else [given[ex.id] for ex in chunk]):
                     results[item.id] = item
     finally:
@@ -562,7 +573,7 @@ def score_pool(
 
 
 def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, batch_size, max_new, stop,
-                 chat_template, pad_id, budget, want_hidden, temperature, bar,
+                 chat_template, pad_id, budget, want_hidden, temperature, bar, seed: int = 0,
                  given: list[Generation] | None = None) -> Iterable[ScoredExample]:
     prompts = [encode_prompt(tokenizer, task.prompt(ex), chat_template) for ex in chunk]
     for ex, p in zip(chunk, prompts):
@@ -608,12 +619,16 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
     lengths = [len(p) + len(a) for p, a in zip(prompts, answers)]
     order = sorted(range(len(chunk)), key=lambda i: (lengths[i], i))
     # One deterministic pass runs on the merged adapter (a no-op while dropout samples).
-    with mc_dropout(model, active=k > 1), merged_adapter(model):
+    # MC masks are keyed by (seed, example id, pass), not drawn from one stream, so an
+    # example's K passes are the same in any batch, chunk or shard of the pool.
+    keys = [example_seed(seed, ex.id, "mc") for ex in chunk]
+    with mc_dropout(model, active=k > 1), merged_adapter(model), \
+            (keyed_dropout(model) if k > 1 else contextlib.nullcontext()) as row_keys:
         for idx in budget.batches(order, lengths, batch_size):
             scores, passes, hidden = _teacher_forced(
                 model, [prompts[i] for i in idx], [answers[i] for i in idx], measure=spec, k=k,
                 normalize=normalize, pad_id=pad_id, budget=budget, want_hidden=want_hidden,
-                temperature=temperature)
+                temperature=temperature, row_keys=row_keys, example_keys=[keys[i] for i in idx])
             for j, i in enumerate(idx):
                 samples = tuple(float(v) for v in passes[:, j]) if passes is not None and k > 1 else ()
                 yield ScoredExample(chunk[i].id, float(scores[j]), samples, texts[i], (),
