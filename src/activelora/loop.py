@@ -38,6 +38,7 @@ from .evaluation import EvalResult, evaluate
 from .models.lora import load_adapter_weights, reset_lora, save_adapter, set_lora_dropout_rate
 from .oracle import Oracle, SimulatedOracle
 from .probes import calibration_report, gap_report
+from .probes.answer_confidence import answer_calibration, answer_confidences
 from .rundir import RunState, atomic_write_json, atomic_write_text, read_jsonl
 from .strategies import Needs, PoolView, Strategy, get_strategy
 from .strategies.regime import TrainingRegime, decide_regime
@@ -246,8 +247,9 @@ class ActiveLearningRun:
             batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
             chat_template=self.config.model.chat_template,
             progress=f"round {r} evaluate" if self.progress else False)
-        atomic_write_text(folder / "predictions.jsonl",
-                          "".join(json.dumps(p.to_dict()) + "\n" for p in result.predictions))
+        answer_conf = answer_confidences(self.tokenizer, self.data.task, result)
+        atomic_write_text(folder / "predictions.jsonl", "".join(
+            json.dumps({**p.to_dict(), "answer_confidence": a}) + "\n" for p, a in zip(result.predictions, answer_conf)))
         record = self.state.rounds[r]
         row = {
             "round": r, "labeled": len(self.state.training_labels()), "accuracy": result.accuracy,
@@ -258,6 +260,8 @@ class ActiveLearningRun:
         calib = calibration_report([p.confidence for p in result.predictions],
                                    [p.correct for p in result.predictions])
         row.update({k: calib[k] for k in ("ece", "ece_equal_mass", "mce", "brier", "nll", "mean_confidence")})
+        # Beside the sequence ECE: the ECE of p(final answer | own worked solution).
+        row.update(answer_calibration(answer_conf, [p.correct for p in result.predictions]))
         if self.data.probe:
             row.update(self.probe_gap(r))
             if self.config.score.temperature_scaling:

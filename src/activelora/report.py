@@ -18,7 +18,7 @@ from .errors import DataError
 from .rundir import atomic_write_json, atomic_write_text, read_jsonl
 
 # Per-round metrics drawn beside accuracy when the runs recorded them.
-CURVE_METRICS = ("accuracy", "ece", "gap_spearman", "gap_auroc_full")
+CURVE_METRICS = ("accuracy", "ece", "ece_answer", "gap_spearman", "gap_auroc_full")
 
 
 def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dict]]]:

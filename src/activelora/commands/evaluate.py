@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
+    from ..probes.answer_confidence import answer_calibration, answer_confidences
 
     common.setup_logging()
     config = common.config_from_args(args, {"eval": {
@@ -38,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
                "data": config.data.source, "split": split, "task": task.name,
                "mean_confidence": sum(p.confidence for p in result.predictions) / result.n,
                "seconds": round(seconds, 2)}
+    answer_conf = answer_confidences(tokenizer, task, result)
+    metrics.update(answer_calibration(answer_conf, [p.correct for p in result.predictions]))
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "predictions.jsonl",
-                      "".join(json.dumps(p.to_dict()) + "\n" for p in result.predictions))
+    atomic_write_text(out / "predictions.jsonl", "".join(
+        json.dumps({**p.to_dict(), "answer_confidence": a}) + "\n" for p, a in zip(result.predictions, answer_conf)))
     atomic_write_json(out / "metrics.json", metrics)
     print(f"accuracy {result.accuracy:.4f} on {result.n} examples ({seconds:.0f}s) -> {out}")
     return 0

@@ -97,6 +97,8 @@ def format_report(report: dict) -> str:
         f"accuracy {f('accuracy')}  mean confidence {f('mean_confidence')}  (n={report['n']})",
         f"calibration: ECE {f('ece')} (equal-mass {f('ece_equal_mass')})  MCE {f('mce')}  "
         f"Brier {f('brier')}  NLL {f('nll')}",
+        f"final-answer confidence: ECE {f('ece_answer')}  mean {f('mean_answer_confidence')}  "
+        f"(n={report.get('answer_confidence_n', 0)})",
         f"uncertainty gap ({_measures(report)}): Spearman {f('spearman')}  Kendall {f('kendall')}  "
         f"AUROC base {f('auroc_base')}  AUROC full {f('auroc_full')}",
     ]

@@ -10,6 +10,7 @@ from ..config import Config
 from ..data.example import Example
 from ..errors import ConfigError
 from ..evaluation import evaluate
+from .answer_confidence import answer_calibration, answer_confidences
 from .calibration import apply_temperature, calibration_report, ece, fit_temperature
 from .gap import gap_report
 
@@ -70,8 +71,10 @@ def run_probe(model, tokenizer, task, examples: Sequence[Example], config: Confi
         report["temperature"] = temperature
         report["calibration_n"] = len(calibration_examples)
         report["ece_temperature_scaled"] = ece(apply_temperature(confidence, temperature), correct, bins=bins)
-    rows = [{"id": p.id, "confidence": c, "correct": ok, "u_base": b, "u_full": f}
-            for p, c, ok, b, f in zip(result.predictions, confidence, correct, u_base, u_full)]
+    answer_conf = answer_confidences(tokenizer, task, result)
+    report.update(answer_calibration(answer_conf, correct, bins=bins))
+    rows = [{"id": p.id, "confidence": c, "answer_confidence": a, "correct": ok, "u_base": b, "u_full": f}
+            for p, c, a, ok, b, f in zip(result.predictions, confidence, answer_conf, correct, u_base, u_full)]
     if plots_dir is not None:
         folder = Path(plots_dir)
         folder.mkdir(parents=True, exist_ok=True)
