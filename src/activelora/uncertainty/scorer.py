@@ -384,9 +384,11 @@ def _weights_fingerprint(model) -> str:
     return h.hexdigest()[:24]
 
 
-def _example_key(ex, target: str) -> str:
-    # The gold answer matters only when it is what gets scored.
-    return _digest([ex.id, ex.question, ex.answer if target == "gold" else None])[:24]
+def _example_key(ex, target: str, answer_ids: Sequence[int] | None = None) -> str:
+    # The gold answer matters only when it is what gets scored; given answer ids (another
+    # model's answer, which changes every round) always do.
+    key = [ex.id, ex.question, ex.answer if target == "gold" else None]
+    return _digest(key if answer_ids is None else key + [list(answer_ids)])[:24]
 
 
 class _ScoreCache:
@@ -506,7 +508,9 @@ def score_pool(
     ``generations``: this same model's greedy answers to ``examples`` (in order), e.g. from
     :func:`activelora.evaluation.evaluate`, scored instead of generating them again; when
     they carry the :class:`OnePassValues` of this measure and temperature and one pass is
-    scored, no forward runs at all. Not with ``base`` (the base model has its own answers).
+    scored, no forward runs at all. With ``base``: answers given to score under the base
+    model (e.g. the tuned model's, STAR's ``base_target=tuned``), carrying no recorded values;
+    the base cache is then keyed by their token ids.
     The model ends in eval mode with every dropout off.
     """
     spec = get_measure(measure) if isinstance(measure, str) else measure
@@ -515,9 +519,10 @@ def score_pool(
     max_new = int(max_new_tokens if max_new_tokens is not None else task.max_new_tokens)
     if generations is not None:
         generations = list(generations)
-        if base or target != "generated" or spec.needs_sampled_answers or len(generations) != len(examples):
-            raise ValueError("score_pool: generations are the scored model's own greedy answers, one per "
-                             "example (not with base, target gold or a sampled-answer measure)")
+        if (target != "generated" or spec.needs_sampled_answers or len(generations) != len(examples)
+                or (base and any(g.step_values_of is not None for g in generations))):
+            raise ValueError("score_pool: generations are greedy answers to score, one per example (not with "
+                             "target gold or a sampled-answer measure; with base, without recorded values)")
     if not examples:
         return []
 
@@ -528,19 +533,24 @@ def score_pool(
 
     store = None
     results: dict[str, ScoredExample] = {}
+    given = dict(zip((ex.id for ex in examples), generations)) if generations is not None else None
+
+    def key_of(ex) -> str:
+        return _example_key(ex, target, None if given is None else given[ex.id].token_ids)
+
     if base and cache:
-        store = _ScoreCache(_cache_key(model, tokenizer, task, measure=spec, target=target,
+        store = _ScoreCache(_cache_key(model, tokenizer, task, measure=spec,
+                                       target=target if generations is None else "given",
                                        mc_samples=mc_samples, normalize=normalize, max_new_tokens=max_new,
                                        chat_template=chat_template, seed=seed, temperature=temperature))
         if not return_hidden:  # the cache holds no hidden states
             hits = store.load()
             for ex in examples:
-                entry = hits.get(_example_key(ex, target))
+                entry = hits.get(key_of(ex))
                 if entry is not None:
                     results[ex.id] = ScoredExample(entry["id"], entry["score"], tuple(entry["samples"]),
                                                    entry["answer"], tuple(entry.get("votes", ())))
     todo = [ex for ex in examples if ex.id not in results]
-    given = dict(zip((ex.id for ex in examples), generations)) if generations is not None else None
 
     device = _device(model)
     budget = _Budget.of(model, memory_budget_mb)
@@ -568,7 +578,7 @@ def score_pool(
         bar.close()
         model.eval()  # whatever happened inside, no dropout stays on
     if store is not None and todo:
-        store.update({_example_key(ex, target): results[ex.id].to_json() for ex in todo})
+        store.update({key_of(ex): results[ex.id].to_json() for ex in todo})
     return [results[ex.id] for ex in examples]
 
 
