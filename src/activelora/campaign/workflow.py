@@ -24,7 +24,6 @@ from ..strategies import get_strategy
 from ..strategies.regime import decide_regime
 from .folder import Campaign, Settings, pause_point
 from .importers import AnswerSheet, read_answers, rows_from_labelstudio
-from .round import RoundOutcome, run_round
 from .state import ImportReport, now
 from .stopping import StopSettings, stop_reasons
 
@@ -96,8 +95,11 @@ def load_campaign_model(campaign: Campaign):
 
 
 def next_round(campaign: Campaign, *, labelstudio=None, progress: bool = True,
-               load_model: Callable[[Campaign], tuple[Any, Any]] = load_campaign_model) -> RoundOutcome:
-    """Train on every label, choose the next batch, and (with ``labelstudio``) push it."""
+               load_model: Callable[[Campaign], tuple[Any, Any]] = load_campaign_model):
+    """Train on every label, choose the next batch, and (with ``labelstudio``) push it;
+    returns the :class:`~activelora.campaign.round.RoundOutcome`."""
+    from .round import run_round  # torch and transformers: only the command that trains loads them
+
     with campaign.locked():
         if labelstudio is not None:
             labelstudio.check()  # fail on a wrong key or a server down before any slow work
