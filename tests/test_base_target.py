@@ -67,3 +67,83 @@ def test_base_model_scores_the_tuned_answer_against_float64(make_tiny_llama, smo
                for g in tuned]
         score_pool(model, smol_tokenizer, fake_task, fake_examples, generations=bad, **common)
     assert math.isfinite(sum(s.score for s in got))
+
+
+# ----------------------------------------------------------------------------- answer ends
+
+
+def test_content_only_drops_exactly_the_end_marker(smol_tokenizer):
+    from activelora.strategies.scored_answers import content_only
+
+    tok = smol_tokenizer
+    body = tok(" 3 + 4 = 7. The final answer is 7.", add_special_tokens=False)["input_ids"]
+    text = tok.decode(body).strip()
+    for tail in ([tok.eos_token_id], tok("\n", add_special_tokens=False)["input_ids"],
+                 tok("\nQuestion:", add_special_tokens=False)["input_ids"]):
+        ids = body + tail
+        gen = Generation(text, ids, [-0.1] * len(ids))
+        cut = content_only(tok, gen)
+        assert cut.token_ids == body and cut.token_logprobs == [-0.1] * len(body) and cut.text == text
+    empty = Generation("", [tok.eos_token_id], [-0.5])
+    assert content_only(tok, empty).token_ids == [tok.eos_token_id]  # nothing to score otherwise
+
+
+# ----------------------------------------------------------------------------- through the loop
+
+from activelora.cli import main  # noqa: E402
+
+SMALL = [
+    "--set", "loop.pool_limit=12", "--set", "loop.test_limit=3", "--set", "loop.probe_size=0",
+    "--set", "loop.initial=4", "--set", "loop.query_size=3",
+    "--set", "train.epochs=1", "--set", "train.batch_size=4",
+    "--set", "eval.max_new_tokens=5", "--set", "score.max_new_tokens=5", "--set", "score.batch_size=8",
+    "--set", "strategy.mc_samples=2", "--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
+    folder = tmp_path_factory.mktemp("tiny-llama-base-target")
+    make_tiny_llama().save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("target, end", [("tuned", "generated"), ("own", "content")])
+def test_loop_scores_the_base_term_on_the_chosen_answers(tmp_path, tiny_model_dir, target, end):
+    from activelora.data.arith import generate_arith
+    from activelora.data.tasks import get_task
+    from activelora.models.loading import load_model
+    from activelora.models.lora import load_adapter_weights
+    from activelora.strategies.scored_answers import content_only
+
+    out = tmp_path / "exp"
+    assert main(["run", "--output", str(out), "--model", str(tiny_model_dir), "--quiet", *SMALL,
+                 "--strategy", "star", "--rounds", "1", "--set", f"strategy.base_target={target}",
+                 "--set", f"strategy.answer_end={end}",
+                 # One deterministic pass, plain training: this test is about the base term.
+                 "--set", "strategy.mc_dropout=false", "--set", "regularization.apply=none"]) == 0
+    run = out / "star" / "seed-0"
+    saved = json.loads((run / "round-0" / "pool_scores.json").read_text())
+    # Independently: reload round 0's adapter and score the base term on the chosen answers.
+    model, tok = load_model(str(tiny_model_dir))
+    model = attach_lora(model, LoraSection(r=2, lora_dropout=0.1, target_modules=["q_proj", "v_proj"]))
+    load_adapter_weights(model, run / "round-0" / "adapter")
+    model.eval()
+    task = get_task("arith")
+    by_id = {ex.id: ex for ex in generate_arith("train", 12)}
+    examples = [by_id[i] for i in saved["ids"]]
+    prompts = [encode_prompt(tok, task.prompt(ex)) for ex in examples]
+    if target == "tuned":
+        answers = plain(generate(model, tok, prompts, max_new_tokens=5, stop_strings=task.stop_strings))
+    else:
+        with adapter_disabled(model):
+            answers = [content_only(tok, g) for g in
+                       generate(model, tok, prompts, max_new_tokens=5, stop_strings=task.stop_strings)]
+    expected = score_pool(model, tok, task, examples, measure="entropy", max_new_tokens=5, progress=False,
+                          base=True, cache=False, generations=answers)
+    assert saved["base_scores"] == pytest.approx([s.score for s in expected], rel=1e-5, abs=1e-6)
+    if target == "tuned":  # (the tiny base model never ends an answer in 5 tokens: no marker to drop)
+        default = score_pool(model, tok, task, examples, measure="entropy", max_new_tokens=5, progress=False,
+                             base=True, cache=False)
+        assert [s.score for s in default] != pytest.approx(saved["base_scores"], rel=1e-6)

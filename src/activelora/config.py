@@ -104,6 +104,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     bf16: bool = False
     max_length: int = 256
+    # Batch shuffled examples with neighbours of similar length (less padding, same number of
+    # steps); false = consecutive slices of the shuffled order, as before issue 8.
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         _check(self.epochs > 0, "train.epochs", f"must be > 0, got {self.epochs!r}")
@@ -182,6 +185,9 @@ class StrategyConfig:
     # STAR/subtract base term: own = the base model's own greedy answer; tuned = the tuned
     # model's answer (the same token sequence scored under both models).
     base_target: str = "own"
+    # How a scored answer ends (strategies/scored_answers.py): generated = with the token that
+    # ended it (EOS or a stop string), content = without that end marker, for every term.
+    answer_end: str = "generated"
     # Remedies against outliers and length (strategies/remedies.py), off by default:
     cold_start_rounds: int = 0  # the first r query rounds select at random
     skip_top: float = 0.0  # drop the top q fraction of the ranking (the extreme tail)
@@ -192,6 +198,8 @@ class StrategyConfig:
         _check_measure(self.measure, "strategy.measure")
         _check(self.base_target in ("own", "tuned"), "strategy.base_target",
                f"must be own or tuned, got {self.base_target!r}")
+        _check(self.answer_end in ("generated", "content"), "strategy.answer_end",
+               f"must be generated or content, got {self.answer_end!r}")
         _check(isinstance(self.cold_start_rounds, int) and self.cold_start_rounds >= 0,
                "strategy.cold_start_rounds", f"must be an integer >= 0, got {self.cold_start_rounds!r}")
         _check(0.0 <= self.skip_top < 1.0, "strategy.skip_top", f"must be in [0, 1), got {self.skip_top!r}")

@@ -214,7 +214,7 @@ class ActiveLearningRun:
 
     def _score(self, examples: Sequence[Example], *, base: bool, mc_samples: int, r: int,
                hidden: bool = False, label: str = "score", temperature: float = 1.0,
-               measure: str | None = None, normalize: bool | None = None):
+               measure: str | None = None, normalize: bool | None = None, generations=None):
         from .uncertainty.measures import get_measure
 
         measure = measure or self.needs.measure or self.config.strategy.measure
@@ -236,6 +236,7 @@ class ActiveLearningRun:
             # The base model's scores are a fixed function of the example: one seed for all
             # rounds keeps its on-disk cache hitting.
             seed=0 if base else run_seed(self.seed, r, salt=5), return_hidden=hidden,
+            generations=generations,
         )
 
     def step_evaluate(self, r: int) -> dict:
@@ -340,23 +341,65 @@ class ActiveLearningRun:
         examples = [self.pool_by_id[i] for i in ids]
         needs = self.needs
         out = {"ids": ids}
+        tuned, own = self.scored_answers(examples, r)
         if needs.full_scores:
+            from .uncertainty.measures import get_measure
+
+            sampled = get_measure(needs.measure).needs_sampled_answers  # vote scores its own samples
             scored = self._score(examples, base=False, mc_samples=needs.mc_samples, r=r,
                                  hidden=needs.hidden_states, label="score pool", temperature=self.temperature(r),
-                                 normalize=needs.normalize)
+                                 normalize=needs.normalize, generations=None if sampled else tuned)
             out["full_scores"] = [s.score for s in scored]
             out["full_samples"] = [s.samples for s in scored]
             if needs.hidden_states:
                 out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
         if needs.base_scores:
             base = self._score(examples, base=True, mc_samples=1, r=r, label="score base",
-                               measure=needs.resolved_base_measure(), normalize=needs.base_normalize)
+                               measure=needs.resolved_base_measure(), normalize=needs.base_normalize,
+                               generations=tuned if needs.base_target == "tuned" else own)
             out["base_scores"] = [s.score for s in base]
         if needs.hidden_states and "embeddings" not in out:
             scored = self._score(examples, base=False, mc_samples=1, r=r, hidden=True, label="embed pool")
             out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
         atomic_write_json(round_dir(self.run_dir, r) / "pool_scores.json", out)
         self.state.set_phase("score")
+
+    def scored_answers(self, examples: Sequence[Example], r: int) -> tuple[list | None, list | None]:
+        """``(tuned, own)``: the answers the two terms score when the strategy's settings need
+        them given (:mod:`~activelora.strategies.scored_answers`); None = the scorer generates
+        each model's own greedy answer with its end marker, as before.
+
+        ``tuned``: the tuned model's greedy answers, wanted for ``base_target=tuned`` (both
+        terms then score these ids) or ``answer_end=content``. ``own``: the base model's
+        greedy answers, wanted only for ``answer_end=content`` with ``base_target=own``.
+        """
+        from .models.generation import generate
+        from .models.lora import adapter_disabled
+        from .models.text import encode_prompt
+        from .strategies.scored_answers import content_only, without_values
+
+        needs = self.needs
+        content = needs.answer_end == "content"
+        want_tuned = needs.base_scores and needs.base_target == "tuned" or (content and needs.full_scores)
+        want_own = needs.base_scores and needs.base_target == "own" and content
+        if not (want_tuned or want_own):
+            return None, None
+        task, sc = self.data.task, self.config.score
+        prompts = [encode_prompt(self.tokenizer, task.prompt(ex), self.config.model.chat_template) for ex in examples]
+
+        def answers(label: str) -> list:
+            gens = generate(self.model, self.tokenizer, prompts, max_new_tokens=sc.max_new_tokens or task.max_new_tokens,
+                            stop_strings=task.stop_strings, batch_size=sc.batch_size,
+                            progress=f"round {r} {label}" if self.progress else False)
+            return [content_only(self.tokenizer, g) if content else without_values(g) for g in gens]
+
+        self.model.eval()  # greedy answers: no dropout
+        tuned = answers("answers") if want_tuned else None
+        own = None
+        if want_own:
+            with adapter_disabled(self.model):
+                own = answers("base answers")
+        return tuned, own
 
     def _load_pool_view(self, r: int, rng: np.random.Generator) -> PoolView:
         saved = json.loads((round_dir(self.run_dir, r) / "pool_scores.json").read_text())

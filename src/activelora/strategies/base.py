@@ -43,6 +43,8 @@ class Needs:
       the full / base term; None: the loop's ``score.normalize``.
     - ``base_target``: ``own`` (the base model's own greedy answer) or ``tuned`` (the tuned
       model's answer: one token sequence scored under both models).
+    - ``answer_end``: ``generated`` (score the end marker generation stopped on) or
+      ``content`` (drop it); see :mod:`~activelora.strategies.scored_answers`.
     - ``hybrid_regularization``: train this strategy's adapters with STAR's hybrid
       regularisation when ``regularization.apply`` is ``star``.
     - ``b_l2``: whether that regularisation includes the L2 term on B (False: the
@@ -64,6 +66,7 @@ class Needs:
     normalize: bool | None = None
     base_normalize: bool | None = None
     base_target: str = "own"
+    answer_end: str = "generated"
 
     def __post_init__(self) -> None:
         if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
@@ -72,6 +75,8 @@ class Needs:
             raise ValueError("Needs.measure must name an uncertainty measure when scores are needed")
         if self.base_target not in ("own", "tuned"):
             raise ValueError(f"Needs.base_target must be own or tuned, got {self.base_target!r}")
+        if self.answer_end not in ("generated", "content"):
+            raise ValueError(f"Needs.answer_end must be generated or content, got {self.answer_end!r}")
 
     @property
     def dropout_passes(self) -> int:

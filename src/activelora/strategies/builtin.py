@@ -108,7 +108,8 @@ class UncertaintyStrategy(Strategy):
 
     def needs(self) -> Needs:
         return Needs(full_scores=True, mc_samples=self.mc_samples, measure=self.measure,
-                     hidden_states=self.wants_embeddings, b_l2=self.cfg.b_l2, normalize=self.cfg.normalize)
+                     hidden_states=self.wants_embeddings, b_l2=self.cfg.b_l2, normalize=self.cfg.normalize,
+                     answer_end=self.cfg.answer_end)
 
     def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
         return pool.require("full_scores", self.name), {}
@@ -135,7 +136,7 @@ class _MixedStrategy(Strategy):
                      hidden_states=self.wants_embeddings, hybrid_regularization=hybrid_regularization,
                      b_l2=cfg.b_l2, normalize=cfg.normalize,
                      base_normalize=cfg.base_normalize if cfg.base_normalize is not None else cfg.normalize,
-                     base_target=cfg.base_target)
+                     base_target=cfg.base_target, answer_end=cfg.answer_end)
 
     def _normalized(self, pool: PoolView) -> tuple[np.ndarray, np.ndarray]:
         base = min_max_normalize(pool.require("base_scores", self.name))
@@ -274,6 +275,7 @@ class StarPaper(StarStrategy):
     config_overrides = {
         "measure": "entropy", "mc_samples": 3, "mc_dropout": True, "schedule": "linear", "schedule_step": 0.1,
         "dynamic": True, "b_l2": True, "diversity_factor": 0.0, "normalize": False, "base_normalize": False,
-        "base_target": "own", "cold_start_rounds": 0, "skip_top": 0.0, "target_quantile": None, "strata": 0,
+        "base_target": "own", "answer_end": "generated", "cold_start_rounds": 0, "skip_top": 0.0,
+        "target_quantile": None, "strata": 0,
     }
     regularization_overrides = {"b_l2_mode": "decay", "b_weight_decay": 0.5}
