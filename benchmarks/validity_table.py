@@ -1,0 +1,137 @@
+"""The validity study's table (issue 9, deliver 9), from run folders, finished or not.
+
+    .venv/bin/python benchmarks/validity_table.py runs/validity [--rounds R] [--out benchmarks/results/validity]
+
+Reads ``<dir>/<strategy>/seed-<n>/metrics.jsonl`` (``activelora.report.find_runs``) and reports,
+per strategy, over the seeds whose run has reached round ``R`` (default: the most rounds any
+run has; ``--rounds`` smaller uses partial results, every curve cut at the same round):
+
+* the normalised area under the learning curve (``report.normalized_aulc``: trapezoids over
+  the label range, divided by its width, i.e. the mean accuracy over the range) per seed, its
+  mean and a 95% **t-interval over seeds** (Student t with n-1 degrees of freedom);
+* the paired difference against ``random`` (same seed = same initial labels and test set):
+  AULC and final accuracy, per seed, their mean and 95% t-interval, and the mean final
+  difference in test problems (difference x test-set size);
+* the labels the strategy's mean curve needs to reach random's final mean accuracy
+  (``report.labels_to_target``; "not reached" when it never does).
+
+Seeds enter a comparison only where both runs have the round, so partial results stay
+paired. Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round accuracy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from activelora.report import curve, find_runs, labels_to_target, normalized_aulc
+
+REFERENCE = "random"
+
+
+def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
+    """Mean and 95% Student-t interval over seeds (None with fewer than 2 values)."""
+    mean = float(np.mean(values))
+    if len(values) < 2:
+        return mean, None, None
+    half = student_t.ppf(0.975, len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def fmt(mean: float, lo: float | None, hi: float | None, digits: int = 3) -> str:
+    if lo is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def truncated(rows: list[dict], rounds: int) -> list[dict] | None:
+    """The run's first ``rounds`` rounds, or None when it has not reached them yet."""
+    by_round = {row["round"]: row for row in rows}
+    if any(r not in by_round for r in range(rounds)):
+        return None
+    return [by_round[r] for r in range(rounds)]
+
+
+def points(rows: list[dict]) -> list[tuple[int, float, None]]:
+    return [(row["labeled"], row["accuracy"], None) for row in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dirs", nargs="+", help="experiment folders")
+    parser.add_argument("--rounds", type=int, help="cut every curve at this many rounds (default: the most any run has)")
+    parser.add_argument("--out", help="output path without suffix (default: <first dir>/validity_table)")
+    args = parser.parse_args()
+    runs = find_runs(args.dirs)
+    most = max(len(rows) for seeds in runs.values() for rows in seeds.values())
+    rounds = args.rounds or most
+    cut = {s: {seed: rows for seed, rows in ((seed, truncated(rows, rounds)) for seed, rows in seeds.items())
+               if rows is not None} for s, seeds in runs.items()}
+    in_progress = {s: sorted(set(runs[s]) - set(cut[s])) for s in runs}
+    n_test = sorted({row["n_test"] for seeds in cut.values() for rows in seeds.values() for row in rows})
+    ref = cut.get(REFERENCE, {})
+    ref_curve = curve(ref, "accuracy") if ref else []
+    target = ref_curve[-1][1] if ref_curve else None
+
+    result = {"rounds": rounds, "n_test": n_test, "reference": REFERENCE, "reference_final_mean": target,
+              "strategies": {}, "in_progress": in_progress}
+    for name in sorted(cut, key=lambda s: (s != REFERENCE, s)):
+        seeds = cut[name]
+        if not seeds:
+            continue
+        aulc = {seed: normalized_aulc(points(rows)) for seed, rows in seeds.items()}
+        final = {seed: rows[-1]["accuracy"] for seed, rows in seeds.items()}
+        mean_curve = curve(seeds, "accuracy")
+        info = {"seeds": sorted(seeds), "labels": [x for x, _, _ in mean_curve],
+                "curve_mean": [m for _, m, _ in mean_curve],
+                "per_seed_accuracy": {seed: [row["accuracy"] for row in rows] for seed, rows in seeds.items()},
+                "aulc_per_seed": aulc, "aulc": t_interval(list(aulc.values())),
+                "final": t_interval(list(final.values())),
+                "labels_to_reference_final": labels_to_target(mean_curve, target) if target is not None else None}
+        paired = sorted(set(seeds) & set(ref))
+        if name != REFERENCE and paired:
+            d_aulc = [aulc[s] - normalized_aulc(points(ref[s])) for s in paired]
+            d_final = [final[s] - ref[s][-1]["accuracy"] for s in paired]
+            info["paired_seeds"] = paired
+            info["diff_aulc_per_seed"] = dict(zip(paired, d_aulc))
+            info["diff_aulc"] = t_interval(d_aulc)
+            info["diff_final_per_seed"] = dict(zip(paired, d_final))
+            info["diff_final"] = t_interval(d_final)
+            info["diff_final_problems"] = float(np.mean([d * seeds[s][-1]["n_test"] for d, s in zip(d_final, paired)]))
+        result["strategies"][name] = info
+
+    lines = [f"Rounds used: {rounds} (labels {', '.join(str(x) for x in (ref_curve and [p[0] for p in ref_curve]) or [])}); "
+             f"test problems per run: {', '.join(map(str, n_test))}; 95% intervals are Student-t over seeds.", "",
+             "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, info in result["strategies"].items():
+        reach = info["labels_to_reference_final"]
+        lines.append(
+            f"| {name} | {len(info['seeds'])} | {fmt(*info['aulc'])} | {fmt(*info['final'])} | "
+            + (f"{fmt(*info['diff_aulc'], digits=3)} | {fmt(*info['diff_final'])} | {info['diff_final_problems']:+.1f} | "
+               if "diff_aulc" in info else "– | – | – | ")
+            + f"{reach if reach is not None else 'not reached'} |")
+    lines += ["", "Per-seed AULC (paired ΔAULC vs random):", ""]
+    for name, info in result["strategies"].items():
+        per = ", ".join(f"s{s}: {v:.3f}" + (f" ({info['diff_aulc_per_seed'][s]:+.3f})" if s in info.get("diff_aulc_per_seed", {}) else "")
+                        for s, v in sorted(info["aulc_per_seed"].items()))
+        lines.append(f"- {name}: {per}")
+    waiting = {s: v for s, v in in_progress.items() if v}
+    if waiting:
+        lines += ["", "Not yet at round " + str(rounds) + " (left out): "
+                  + "; ".join(f"{s}: seeds {', '.join(map(str, v))}" for s, v in sorted(waiting.items()))]
+    table = "\n".join(lines) + "\n"
+    out = Path(args.out) if args.out else Path(args.dirs[0]) / "validity_table"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(table)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
