@@ -239,6 +239,13 @@ class ActiveLearningRun:
             generations=generations,
         )
 
+    def _reusable_answers(self, result: EvalResult):
+        """The evaluated greedy answers, for a scorer of the same model, when evaluation and
+        scoring allow the same answer length (else None: the scorer generates its own)."""
+        same_length = (self.config.eval.max_new_tokens or self.data.task.max_new_tokens) == (
+            self.config.score.max_new_tokens or self.data.task.max_new_tokens)
+        return result.generations if same_length and result.generations else None
+
     def step_evaluate(self, r: int) -> dict:
         self._ensure_adapter(r)
         folder = round_dir(self.run_dir, r)
@@ -288,12 +295,18 @@ class ActiveLearningRun:
 
     def probe_gap(self, r: int) -> dict:
         """Uncertainty-gap metrics of round r's model on the held-out labelled probe set."""
+        from .uncertainty.scorer import OnePassValues
+
         probe = self.data.probe
+        measure = self.gap_measure()
+        # The probe's answers are generated once: evaluated, and scored from the values
+        # recorded while generating them (no second generation, no teacher-forced pass).
         full = evaluate(self.model, self.tokenizer, self.data.task, probe,
                         batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
-                        chat_template=self.config.model.chat_template, progress=False)
-        measure = self.gap_measure()
-        u_full = self._score(probe, base=False, mc_samples=1, r=r, label="probe", measure=measure)
+                        chat_template=self.config.model.chat_template, progress=False,
+                        step_values=OnePassValues(measure))
+        u_full = self._score(probe, base=False, mc_samples=1, r=r, label="probe", measure=measure,
+                             generations=self._reusable_answers(full))
         u_base = self._score(probe, base=True, mc_samples=1, r=r, label="probe base", measure=measure)
         gap = gap_report([s.score for s in u_base], [s.score for s in u_full],
                          [p.correct for p in full.predictions])
@@ -318,9 +331,10 @@ class ActiveLearningRun:
         temperature = fit_logit_temperature(self.model, self.tokenizer, self.data.task, self.data.probe,
                                             batch_size=self.config.score.batch_size,
                                             chat_template=self.config.model.chat_template)
-        # Greedy answers do not depend on T, so these are the evaluated answers, rescored.
+        # Greedy answers do not depend on T, so the evaluated answers are rescored (one
+        # teacher-forced pass over them, not a second generation).
         scaled = self._score(self.data.test, base=False, mc_samples=1, r=r, label="rescale",
-                             temperature=temperature, measure="pe")
+                             temperature=temperature, measure="pe", generations=self._reusable_answers(result))
         confidence = [math.exp(-s.score) for s in scaled]
         correct = [p.correct for p in result.predictions]
         return {"temperature": temperature, "ece_temperature_scaled": ece(confidence, correct)}

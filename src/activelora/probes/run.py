@@ -15,10 +15,10 @@ from .calibration import apply_temperature, calibration_report, ece, fit_tempera
 from .gap import gap_report
 
 
-def _confidences(model, tokenizer, task, examples, config: Config):
+def _confidences(model, tokenizer, task, examples, config: Config, step_values=None):
     result = evaluate(model, tokenizer, task, examples, batch_size=config.eval.batch_size,
                       max_new_tokens=config.eval.max_new_tokens, chat_template=config.model.chat_template,
-                      progress="probe: answers")
+                      progress="probe: answers", step_values=step_values)
     return result, [p.confidence for p in result.predictions], [p.correct for p in result.predictions]
 
 
@@ -51,16 +51,26 @@ def run_probe(model, tokenizer, task, examples: Sequence[Example], config: Confi
     ``score.measure`` over ``score.mc_samples`` passes, ``u_base`` one pass of
     ``report["base_measure"]`` (see :func:`probe_measures`)."""
     from ..uncertainty import score_pool
+    from ..uncertainty.measures import get_measure
+    from ..uncertainty.scorer import OnePassValues
     from .plots import plot_confidence_histogram, plot_gap_scatter, plot_reliability
 
     measure, base_measure = probe_measures(config)
-    result, confidence, correct = _confidences(model, tokenizer, task, examples, config)
+    # The answers are generated once: evaluated, then scored (for one pass, from the values
+    # recorded while generating them), when both allow the same answer length.
+    spec = get_measure(measure)
+    reuse = not spec.needs_sampled_answers and (config.eval.max_new_tokens or task.max_new_tokens) == (
+        config.score.max_new_tokens or task.max_new_tokens)
+    one_pass = reuse and OnePassValues.applies(spec, config.score.mc_samples, "generated", False)
+    result, confidence, correct = _confidences(model, tokenizer, task, examples, config,
+                                               step_values=OnePassValues(measure) if one_pass else None)
     common = dict(target="generated", normalize=config.score.normalize,
                   batch_size=config.score.batch_size, max_new_tokens=config.score.max_new_tokens,
                   chat_template=config.model.chat_template)
     u_full = [s.score for s in score_pool(model, tokenizer, task, examples, measure=measure,
                                           mc_samples=config.score.mc_samples, base=False, cache=False,
-                                          progress=True, **common)]
+                                          progress=True, generations=result.generations if reuse else None,
+                                          **common)]
     u_base = [s.score for s in score_pool(model, tokenizer, task, examples, measure=base_measure,
                                           mc_samples=1, base=True, cache=True, progress=True, **common)]
     report = {"measure": measure, "base_measure": base_measure, "mc_samples": config.score.mc_samples,
