@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from activelora.config import LoraSection
+from activelora.data.example import Example
 from activelora.models.generation import Generation, generate
 from activelora.models.lora import adapter_disabled, attach_lora, lora_b_parameters
 from activelora.models.text import encode_prompt
@@ -88,6 +89,20 @@ def test_content_only_drops_exactly_the_end_marker(smol_tokenizer):
     assert content_only(tok, empty).token_ids == [tok.eos_token_id]  # nothing to score otherwise
 
 
+def test_eos_end_is_the_training_target_encoding(smol_tokenizer):
+    from activelora.data.tasks import get_task
+    from activelora.models.text import encode_target
+    from activelora.strategies.scored_answers import rescored
+
+    tok, task = smol_tokenizer, get_task("arith")
+    example = Example("e", "q", "3 + 4 = 7. The final answer is 7.")
+    newline_ended = tok(" 3 + 4 = 7. The final answer is 7.\n", add_special_tokens=False)["input_ids"]
+    gen = Generation("3 + 4 = 7. The final answer is 7.", newline_ended, [-0.1] * len(newline_ended))
+    assert rescored(tok, gen, "eos").token_ids == encode_target(tok, task.target(example))
+    assert rescored(tok, gen, "generated").token_ids == newline_ended
+    assert rescored(tok, gen, "content").token_ids == newline_ended[:-1]
+
+
 # ----------------------------------------------------------------------------- through the loop
 
 from activelora.cli import main  # noqa: E402
@@ -109,12 +124,13 @@ def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
     return folder
 
 
-@pytest.mark.parametrize("target, end", [("tuned", "generated"), ("own", "content")])
+@pytest.mark.parametrize("target, end", [("tuned", "generated"), ("own", "content"), ("own", "eos")])
 def test_loop_scores_the_base_term_on_the_chosen_answers(tmp_path, tiny_model_dir, target, end):
     from activelora.data.arith import generate_arith
     from activelora.data.tasks import get_task
     from activelora.models.loading import load_model
     from activelora.models.lora import load_adapter_weights
+    from activelora.models.text import encode_target
     from activelora.strategies.scored_answers import content_only
 
     out = tmp_path / "exp"
@@ -138,8 +154,9 @@ def test_loop_scores_the_base_term_on_the_chosen_answers(tmp_path, tiny_model_di
         answers = plain(generate(model, tok, prompts, max_new_tokens=5, stop_strings=task.stop_strings))
     else:
         with adapter_disabled(model):
-            answers = [content_only(tok, g) for g in
-                       generate(model, tok, prompts, max_new_tokens=5, stop_strings=task.stop_strings)]
+            own = generate(model, tok, prompts, max_new_tokens=5, stop_strings=task.stop_strings)
+        answers = [content_only(tok, g) if end == "content" else
+                   Generation(g.text, encode_target(tok, " " + g.text), []) for g in own]
     expected = score_pool(model, tok, task, examples, measure="entropy", max_new_tokens=5, progress=False,
                           base=True, cache=False, generations=answers)
     assert saved["base_scores"] == pytest.approx([s.score for s in expected], rel=1e-5, abs=1e-6)

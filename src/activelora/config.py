@@ -186,7 +186,8 @@ class StrategyConfig:
     # model's answer (the same token sequence scored under both models).
     base_target: str = "own"
     # How a scored answer ends (strategies/scored_answers.py): generated = with the token that
-    # ended it (EOS or a stop string), content = without that end marker, for every term.
+    # ended it (EOS or a stop string), content = without that end marker, eos = the text
+    # re-encoded as a training target, closed with EOS; for every term.
     answer_end: str = "generated"
     # Remedies against outliers and length (strategies/remedies.py), off by default:
     cold_start_rounds: int = 0  # the first r query rounds select at random
@@ -198,8 +199,8 @@ class StrategyConfig:
         _check_measure(self.measure, "strategy.measure")
         _check(self.base_target in ("own", "tuned"), "strategy.base_target",
                f"must be own or tuned, got {self.base_target!r}")
-        _check(self.answer_end in ("generated", "content"), "strategy.answer_end",
-               f"must be generated or content, got {self.answer_end!r}")
+        _check(self.answer_end in ("generated", "content", "eos"), "strategy.answer_end",
+               f"must be generated, content or eos, got {self.answer_end!r}")
         _check(isinstance(self.cold_start_rounds, int) and self.cold_start_rounds >= 0,
                "strategy.cold_start_rounds", f"must be an integer >= 0, got {self.cold_start_rounds!r}")
         _check(0.0 <= self.skip_top < 1.0, "strategy.skip_top", f"must be in [0, 1), got {self.skip_top!r}")

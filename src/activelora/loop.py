@@ -384,16 +384,16 @@ class ActiveLearningRun:
         each model's own greedy answer with its end marker, as before.
 
         ``tuned``: the tuned model's greedy answers, wanted for ``base_target=tuned`` (both
-        terms then score these ids) or ``answer_end=content``. ``own``: the base model's
-        greedy answers, wanted only for ``answer_end=content`` with ``base_target=own``.
+        terms then score these ids) or an ``answer_end`` other than ``generated``. ``own``:
+        the base model's greedy answers, wanted only for such an end with ``base_target=own``.
         """
         from .models.generation import generate
         from .models.lora import adapter_disabled
         from .models.text import encode_prompt
-        from .strategies.scored_answers import content_only, without_values
+        from .strategies.scored_answers import rescored
 
         needs = self.needs
-        content = needs.answer_end == "content"
+        content = needs.answer_end != "generated"  # content or eos: every answer re-ended
         want_tuned = needs.base_scores and needs.base_target == "tuned" or (content and needs.full_scores)
         want_own = needs.base_scores and needs.base_target == "own" and content
         if not (want_tuned or want_own):
@@ -405,7 +405,7 @@ class ActiveLearningRun:
             gens = generate(self.model, self.tokenizer, prompts, max_new_tokens=sc.max_new_tokens or task.max_new_tokens,
                             stop_strings=task.stop_strings, batch_size=sc.batch_size,
                             progress=f"round {r} {label}" if self.progress else False)
-            return [content_only(self.tokenizer, g) if content else without_values(g) for g in gens]
+            return [rescored(self.tokenizer, g, needs.answer_end) for g in gens]
 
         self.model.eval()  # greedy answers: no dropout
         tuned = answers("answers") if want_tuned else None

@@ -43,8 +43,9 @@ class Needs:
       the full / base term; None: the loop's ``score.normalize``.
     - ``base_target``: ``own`` (the base model's own greedy answer) or ``tuned`` (the tuned
       model's answer: one token sequence scored under both models).
-    - ``answer_end``: ``generated`` (score the end marker generation stopped on) or
-      ``content`` (drop it); see :mod:`~activelora.strategies.scored_answers`.
+    - ``answer_end``: ``generated`` (score the end marker generation stopped on),
+      ``content`` (drop it) or ``eos`` (the text re-encoded as a training target, closed
+      with EOS); see :mod:`~activelora.strategies.scored_answers`.
     - ``hybrid_regularization``: train this strategy's adapters with STAR's hybrid
       regularisation when ``regularization.apply`` is ``star``.
     - ``b_l2``: whether that regularisation includes the L2 term on B (False: the
@@ -75,8 +76,8 @@ class Needs:
             raise ValueError("Needs.measure must name an uncertainty measure when scores are needed")
         if self.base_target not in ("own", "tuned"):
             raise ValueError(f"Needs.base_target must be own or tuned, got {self.base_target!r}")
-        if self.answer_end not in ("generated", "content"):
-            raise ValueError(f"Needs.answer_end must be generated or content, got {self.answer_end!r}")
+        if self.answer_end not in ("generated", "content", "eos"):
+            raise ValueError(f"Needs.answer_end must be generated, content or eos, got {self.answer_end!r}")
 
     @property
     def dropout_passes(self) -> int:
