@@ -156,3 +156,32 @@ def test_unlabelled_example_is_not_needed():
     # answer_span only needs the task's extract; no gold answer is read.
     assert answer_span("The final answer is 4.", "4", ARITH) is not None
     assert Example("x", "q", None).answer is None
+
+
+@pytest.mark.slow
+def test_embedded_model_arith_answers_against_float64():
+    """Real arith answers of SmolLM2-135M: the span is the final number, and the confidence
+    is the float64 teacher-forced probability of its tokens."""
+    from activelora.data.arith import generate_arith
+    from activelora.models.loading import load_model
+
+    model, tok = load_model("smollm2-135m")
+    examples = generate_arith("test", 4)
+    result = evaluate(model, tok, ARITH, examples, batch_size=4, progress=False)
+    got = answer_confidences(tok, ARITH, result)
+    model = model.double()
+    checked = 0
+    for ex, gen, pred, conf in zip(examples, result.generations, result.predictions, got):
+        if pred.extracted is None:
+            assert conf == 0.0
+            continue
+        span = answer_span(gen.text, pred.extracted, ARITH)
+        assert ARITH.extract(gen.text[span[0]:span[1]]) == pred.extracted
+        positions = token_positions(tok, gen.token_ids, gen.text, span)
+        prompt = encode_prompt(tok, ARITH.prompt(ex))
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + list(gen.token_ids)])).logits[0], -1)
+        reference = math.exp(sum(float(logp[len(prompt) - 1 + k, gen.token_ids[k]]) for k in positions))
+        assert conf == pytest.approx(reference, rel=2e-3, abs=1e-9)
+        checked += 1
+    assert checked >= 2
