@@ -97,6 +97,11 @@ class RunTracker:
             tracker.store_init_configuration(flat_config(config))
             self.trackers.append(tracker)
 
+    @classmethod
+    def off(cls) -> "RunTracker":
+        """A tracker that logs nothing."""
+        return cls((), Path("."), "", {})
+
     def _log(self, values: dict[str, float], step: int) -> None:
         for tracker in self.trackers:
             tracker.log(values, step=step)
