@@ -215,4 +215,6 @@ def test_accumulated_micro_batches_equal_one_large_batch(tiny_model_factory, tin
         grads.append(seen[0])
     for big, accumulated in zip(*grads):
         assert big.abs().max() > 0
-        torch.testing.assert_close(accumulated, big, rtol=1e-4, atol=1e-7)
+        # float32 kernels round differently for one row and for three (about 2e-5 of the
+        # largest entry on this peaked tiny model); a missed batch or a wrong 1/3 is O(1).
+        torch.testing.assert_close(accumulated, big, rtol=1e-4, atol=1e-4 * float(big.abs().max()))

@@ -1,7 +1,9 @@
 """Attach, reset, save and load LoRA adapters; switch Monte-Carlo dropout on and off.
 
-STAR's hybrid regularisation puts dropout on the input of the A matrices (peft's
-``lora_dropout``) and reuses exactly those modules as Monte-Carlo dropout when scoring.
+STAR's hybrid regularisation puts dropout on the input of the A matrices (where peft's
+``lora_dropout`` sits) and reuses that dropout as Monte-Carlo dropout when scoring. Both
+sample through :func:`lora_input_dropout`, which swaps in the cheaper masks of
+:mod:`activelora.models.lora_dropout` for the duration of a ``with`` block.
 ``mc_dropout`` turns on only those modules; every other dropout in the model stays off,
 and on exit the model is back in eval mode with all dropout off (the authors' release ran
 its "MC" passes in eval mode, so they were identical; baal#279 leaked MC state into eval).
@@ -20,6 +22,7 @@ from torch import nn
 
 from ..config import LoraSection
 from ..errors import ModelLoadError
+from .lora_dropout import LoraInputDropout
 
 ADAPTER = "default"
 
@@ -90,19 +93,54 @@ def set_lora_dropout_rate(model, rate: float) -> None:
 
 
 @contextlib.contextmanager
+def lora_input_dropout(model, rate: float | None = None) -> Iterator[None]:
+    """Inside: each LoRA layer's A-input dropout is a :class:`LoraInputDropout` (the cheap
+    16-bit masks of :mod:`activelora.models.lora_dropout`) with rate ``rate``, or the rate of
+    the module it stands in for when ``rate`` is None (0 for peft's ``nn.Identity``); it keeps
+    that module's train/eval flag. On exit the modules it replaced are back, untouched.
+
+    Training and Monte-Carlo scoring both sample through it, so they are one dropout. With
+    ``rate`` None, a module that is not peft's own (the keyed masks of an outer
+    :func:`activelora.models.keyed_dropout.keyed_dropout` block, or this context's own)
+    stays as it is, so the contexts nest in either order.
+    """
+    swapped: list[tuple[nn.ModuleDict, nn.Module]] = []
+    try:
+        for layer in lora_layers(model):
+            holder = layer.lora_dropout
+            if ADAPTER not in holder:
+                continue
+            original = holder[ADAPTER]
+            if rate is None and type(original) not in (nn.Dropout, nn.Identity):
+                continue
+            p = rate if rate is not None else (original.p if isinstance(original, nn.Dropout) else 0.0)
+            replacement = LoraInputDropout(p)
+            replacement.train(original.training)
+            holder[ADAPTER] = replacement
+            swapped.append((holder, original))
+        yield
+    finally:
+        for holder, original in reversed(swapped):
+            holder[ADAPTER] = original
+
+
+@contextlib.contextmanager
 def mc_dropout(model, active: bool = True):
-    """Inside: eval mode everywhere except the LoRA A-input dropout, which samples masks.
+    """Inside: eval mode everywhere except the LoRA A-input dropout, which samples masks
+    with the dropout training uses (:func:`lora_input_dropout`; the scorer keys them by
+    example with :mod:`activelora.models.keyed_dropout`, which has the same distribution).
 
     On exit the whole model is in eval mode, whatever happened inside.
     """
     model.eval()
-    if active:
-        for module in lora_dropout_modules(model):
-            module.train()
-    try:
-        yield model
-    finally:
-        model.eval()
+    with lora_input_dropout(model) if active else contextlib.nullcontext():
+        if active:
+            for module in lora_dropout_modules(model):
+                module.train()
+        try:
+            yield model
+        finally:
+            model.eval()
 
 
 def any_dropout_active(model) -> bool:

@@ -38,6 +38,7 @@ from ..errors import ConfigError, DataError
 from ..models.generation import Generation, answer_length, generate
 from ..models.loading import cache_dir
 from ..models.keyed_dropout import RowKeys, keyed_dropout, pass_keys
+from ..models.heads import backbone_and_head, unwrap
 from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout, merged_adapter
 from ..models.text import encode_prompt, encode_target, pad_left, pad_right
 from ..rundir import atomic_write_text
@@ -114,27 +115,9 @@ def _one_pass_scores(spec: Measure, gens: Sequence[Generation], normalize: bool)
 # --------------------------------------------------------------------------- model parts
 
 
-def _unwrap(model):
-    """The transformers model inside a peft wrapper (its LoRA layers stay in place)."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
-
-def _backbone_and_head(model):
-    """The decoder stack (returns ``last_hidden_state``) and a function hidden -> logits."""
-    inner = _unwrap(model)
-    backbone = inner.get_decoder() if hasattr(inner, "get_decoder") else getattr(inner, inner.base_model_prefix)
-    head = inner.get_output_embeddings()
-    if backbone is inner or head is None:
-        raise ConfigError(f"model {type(inner).__name__}: cannot find its decoder and LM head")
-    softcap = getattr(inner.config, "final_logit_softcapping", None)  # Gemma-2 caps its logits
-
-    def project(hidden: torch.Tensor) -> torch.Tensor:
-        logits = head(hidden)
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-        return logits
-
-    return backbone, project
+# The decoder/head split is shared with training (models/heads.py).
+_unwrap = unwrap
+_backbone_and_head = backbone_and_head
 
 
 def _device(model) -> torch.device:
