@@ -499,6 +499,24 @@ def load_experiment_data(config: Config) -> ExperimentData:
     return ExperimentData(task=task, pool=pool, test=test, probe=probe)
 
 
+def zero_shot_key(config: Config, data: ExperimentData) -> dict:
+    """What the zero-shot accuracy depends on; a saved record with another key is stale."""
+    return {"model": config.model.name, "data": config.data.source, "test_ids": [ex.id for ex in data.test],
+            "max_new_tokens": config.eval.max_new_tokens, "chat_template": config.model.chat_template}
+
+
+def saved_zero_shot(config: Config, data: ExperimentData, output: Path) -> dict | None:
+    """The saved zero-shot record of ``output`` if it is still valid for this config, else None."""
+    from .report import ZERO_SHOT_FILE
+
+    path = output / ZERO_SHOT_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == zero_shot_key(config, data):
+            return saved
+    return None
+
+
 def zero_shot_baseline(config: Config, data: ExperimentData, model, tokenizer, output: Path, *,
                        progress: bool = True) -> dict:
     """The base model's test accuracy with no labels at all (adapter disabled): the point a
@@ -507,47 +525,89 @@ def zero_shot_baseline(config: Config, data: ExperimentData, model, tokenizer, o
     from .models.lora import adapter_disabled
     from .report import ZERO_SHOT_FILE
 
-    path = output / ZERO_SHOT_FILE
-    key = {"model": config.model.name, "data": config.data.source, "test_ids": [ex.id for ex in data.test],
-           "max_new_tokens": config.eval.max_new_tokens, "chat_template": config.model.chat_template}
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("key") == key:
-            return saved
+    saved = saved_zero_shot(config, data, output)
+    if saved is not None:
+        return saved
     with adapter_disabled(model):
         result = evaluate(model, tokenizer, data.task, data.test, batch_size=config.eval.batch_size,
                           max_new_tokens=config.eval.max_new_tokens, chat_template=config.model.chat_template,
                           progress="zero-shot evaluate" if progress else False)
-    record = {"accuracy": result.accuracy, "n": result.n, "key": key}
-    atomic_write_json(path, record)
+    record = {"accuracy": result.accuracy, "n": result.n, "key": zero_shot_key(config, data)}
+    atomic_write_json(output / ZERO_SHOT_FILE, record)
     return record
 
 
-def run_experiment(config: Config, output: Path, *, restart: bool = False, progress: bool = True) -> dict:
-    """Every strategy x seed into ``output/<strategy>/seed-<n>/``; returns {(strategy, seed): rows}."""
+def planned_runs(config: Config) -> list[tuple[str, int]]:
+    """Every (strategy, seed) of the experiment, in the order they run with one job."""
+    return [(s, seed) for s in config.loop.strategies for seed in config.loop.seeds]
+
+
+def planned_rounds(config: Config, strategy_name: str) -> int:
+    """Rounds a run trains at most: the initial round plus the query rounds (none for passive)."""
+    needs = get_strategy(strategy_name, config.strategy).needs()
+    return 1 + (0 if needs.trains_on_whole_pool else config.loop.rounds)
+
+
+def run_folder(output: Path, strategy_name: str, seed: int) -> Path:
+    return output / strategy_name / f"seed-{seed}"
+
+
+def load_experiment_model(config: Config):
+    """``(model, tokenizer)``: the configured base model with a LoRA adapter attached, on
+    which every run of the experiment trains its own adapters one after another."""
     from .models.loading import load_model
     from .models.lora import attach_lora
-    from .strategies import get_strategy as check_strategy
 
-    for name in config.loop.strategies:  # fail on a bad name before loading anything
-        decide_regime(config, check_strategy(name, config.strategy))
-    data = load_experiment_data(config)
-    output.mkdir(parents=True, exist_ok=True)
     model, tokenizer = load_model(config.model.name, dtype=config.model.dtype,
                                   trust_remote_code=config.model.trust_remote_code)
-    model = attach_lora(model, config.lora, seed=0)
+    return attach_lora(model, config.lora, seed=0), tokenizer
+
+
+def run_one(config: Config, data: ExperimentData, model, tokenizer, output: Path, strategy_name: str,
+            seed: int, *, restart: bool = False, progress: bool = True, bar=None) -> list[dict]:
+    """Run (or resume) one (strategy, seed) on an already loaded model; returns its metrics
+    rows. ``bar`` is anything with tqdm's ``update(n)`` and ``set_postfix_str(text)``: it
+    first advances by the rounds already done, then by one per trained round."""
+    run = ActiveLearningRun(config, strategy_name, seed, run_folder(output, strategy_name, seed),
+                            data, model, tokenizer, restart=restart, progress=progress)
+    if bar is not None:
+        done_rounds = sum(1 for rec in run.state.rounds if rec.phase in ("train", "evaluate", "score"))
+        if run.state.done:
+            done_rounds = len(run.state.rounds)
+        bar.update(min(done_rounds, planned_rounds(config, strategy_name)))
+    return run.run(bar)
+
+
+def check_strategies(config: Config) -> None:
+    """Fail on a bad strategy name or a dropout it cannot use, before anything is loaded."""
+    for name in config.loop.strategies:
+        decide_regime(config, get_strategy(name, config.strategy))
+
+
+def run_experiment(config: Config, output: Path, *, restart: bool = False, progress: bool = True,
+                   jobs: int = 1) -> dict:
+    """Every strategy x seed into ``output/<strategy>/seed-<n>/``; returns {(strategy, seed): rows}.
+
+    ``jobs`` = 1 runs them one after another on one model in this process. ``jobs`` > 1 runs
+    them side by side in that many worker processes (:mod:`activelora.parallel_runs`), each
+    with its share of the cores; a run that fails there does not stop the others, and
+    :class:`~activelora.parallel_runs.RunsFailedError` lists the failures at the end."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs: must be a positive integer, got {jobs!r}")
+    check_strategies(config)
+    data = load_experiment_data(config)
+    output.mkdir(parents=True, exist_ok=True)
+    runs = planned_runs(config)
+    if jobs > 1:
+        from .parallel_runs import run_in_workers
+
+        return run_in_workers(config, data, output, runs, jobs=jobs, restart=restart, progress=progress)
+    model, tokenizer = load_experiment_model(config)
     zero_shot_baseline(config, data, model, tokenizer, output, progress=progress)
-    runs = [(s, seed) for s in config.loop.strategies for seed in config.loop.seeds]
-    total = sum(1 + (0 if check_strategy(s, config.strategy).needs().trains_on_whole_pool else config.loop.rounds)
-                for s, _ in runs)
+    total = sum(planned_rounds(config, s) for s, _ in runs)
     results = {}
     with tqdm(total=total, desc="experiment", unit="round", disable=not progress) as bar:
         for strategy_name, seed in runs:
-            run = ActiveLearningRun(config, strategy_name, seed, output / strategy_name / f"seed-{seed}",
-                                    data, model, tokenizer, restart=restart, progress=progress)
-            done_rounds = sum(1 for rec in run.state.rounds if rec.phase in ("train", "evaluate", "score"))
-            if run.state.done:
-                done_rounds = len(run.state.rounds)
-            bar.update(min(done_rounds, bar.total - bar.n))
-            results[(strategy_name, seed)] = run.run(bar)
+            results[(strategy_name, seed)] = run_one(config, data, model, tokenizer, output, strategy_name, seed,
+                                                     restart=restart, progress=progress, bar=bar)
     return results
