@@ -77,6 +77,7 @@ def bench_evaluate(model, tok, task, args) -> dict:
         for name, fn in variants.items():  # interleaved
             seconds, result = timed(fn)
             times[name].append(seconds)
+            print(f"evaluate {name}: {seconds:.1f}s", flush=True)
             answers[name] = [p.prediction for p in result.predictions]
     identical = {name: answers[name] == answers["old b32"] for name in variants}
     return {"n": len(examples), "times": times, "identical_answers": identical,
@@ -104,6 +105,7 @@ def bench_score(model, tok, task, args) -> dict:
             shutil.rmtree(Path(os.environ["ACTIVELORA_CACHE"]) / "scores", ignore_errors=True)
             seconds, scores[name] = timed(lambda fn=fn: star_scores(fn, model, tok, task, examples, args))
             times[name].append(seconds)
+            print(f"score {name}: {seconds:.1f}s", flush=True)
     diff = [float(np.max(np.abs(np.subtract(scores["new"][i], scores["old"][i])))) for i in (0, 1)]
     return {"n": len(examples), "k": args.k, "times": times, "max_abs_diff_full": diff[0],
             "max_abs_diff_base": diff[1], "mean_score_full": float(np.mean(scores["old"][0]))}

@@ -188,3 +188,17 @@ def test_star_scoring_equals_the_legacy_scoring_on_the_embedded_model():
     assert_same(new, old, tol)
     assert gold_nll(model, tok, task, examples, 1.3) == pytest.approx(
         legacy_temperature.gold_nll(model, tok, task, examples, 1.3), rel=1e-5)
+
+
+def test_a_wider_generation_batch_gives_the_same_scores(make_tiny_llama, smol_tokenizer, fake_task, fake_examples):
+    from activelora.errors import ConfigError
+
+    model = with_lora(make_tiny_llama(), 0.0)
+    narrow = score_pool(model, smol_tokenizer, fake_task, fake_examples, measure="entropy", batch_size=1,
+                        cache=False, progress=False)
+    wide = score_pool(model, smol_tokenizer, fake_task, fake_examples, measure="entropy", batch_size=1,
+                      generation_batch_size=5, cache=False, progress=False)
+    assert [s.answer for s in wide] == [s.answer for s in narrow]
+    assert [s.score for s in wide] == pytest.approx([s.score for s in narrow], **TOL)
+    with pytest.raises(ConfigError, match="generation batch size"):
+        score_pool(model, smol_tokenizer, fake_task, fake_examples, generation_batch_size=0, progress=False)

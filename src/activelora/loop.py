@@ -237,6 +237,8 @@ class ActiveLearningRun:
             # rounds keeps its on-disk cache hitting.
             seed=0 if base else run_seed(self.seed, r, salt=5), return_hidden=hidden,
             generations=generations,
+            # Greedy answers are decoded in the evaluation's (wider) batches.
+            generation_batch_size=max(sc.batch_size, self.config.eval.batch_size),
         )
 
     def _reusable_answers(self, result: EvalResult):

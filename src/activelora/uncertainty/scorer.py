@@ -472,6 +472,7 @@ def score_pool(
     memory_budget_mb: float = 256.0,
     chunk_size: int = 512,
     generations: Sequence[Generation] | None = None,
+    generation_batch_size: int | None = None,
 ) -> list[ScoredExample]:
     """Score ``examples`` with ``measure``; one :class:`ScoredExample` per example, in input order.
 
@@ -488,6 +489,8 @@ def score_pool(
     ``memory_budget_mb``: rough cap on the transient memory of one forward (rows per batch
     and MC passes stacked per forward shrink to fit) and of the LM-head chunks.
     ``chunk_size``: examples tokenised and sorted at a time (the pool is streamed).
+    ``generation_batch_size``: prompts per greedy-decoding batch (default ``batch_size``);
+    decoding one token at a time gains more from wide batches than the teacher-forced pass.
     ``generations``: this same model's greedy answers to ``examples`` (in order), e.g. from
     :func:`activelora.evaluation.evaluate`, scored instead of generating them again; when
     they carry the :class:`OnePassValues` of this measure and temperature and one pass is
@@ -499,6 +502,8 @@ def score_pool(
     spec = get_measure(measure) if isinstance(measure, str) else measure
     examples = list(examples)
     _check_args(spec, target, mc_samples, batch_size, max_new_tokens, temperature, examples)
+    if generation_batch_size is not None and (not isinstance(generation_batch_size, int) or generation_batch_size < 1):
+        raise ConfigError(f"generation batch size: must be > 0, got {generation_batch_size!r}")
     max_new = int(max_new_tokens if max_new_tokens is not None else task.max_new_tokens)
     if generations is not None:
         generations = list(generations)
@@ -555,7 +560,8 @@ def score_pool(
                                          normalize=normalize, batch_size=batch_size, max_new=max_new, stop=stop,
                                          chat_template=chat_template, pad_id=pad_id, budget=budget,
                                          want_hidden=return_hidden, temperature=temperature, bar=bar, seed=seed,
-                                         given=None if given is None else [given[ex.id] for ex in chunk]):
+                                         given=None if given is None else [given[ex.id] for ex in chunk],
+                                         generation_batch_size=generation_batch_size or batch_size):
                     results[item.id] = item
     finally:
         bar.close()
@@ -567,7 +573,8 @@ def score_pool(
 
 def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, batch_size, max_new, stop,
                  chat_template, pad_id, budget, want_hidden, temperature, bar, seed: int = 0,
-                 given: list[Generation] | None = None) -> Iterable[ScoredExample]:
+                 given: list[Generation] | None = None,
+                 generation_batch_size: int | None = None) -> Iterable[ScoredExample]:
     prompts = [encode_prompt(tokenizer, task.prompt(ex), chat_template) for ex in chunk]
     for ex, p in zip(chunk, prompts):
         if not p:
@@ -597,7 +604,8 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
         gens = given
         if gens is None:
             gens = generate(model, tokenizer, prompts, max_new_tokens=max_new, stop_strings=stop,
-                            batch_size=batch_size, progress=False if bar.disable else "generate",
+                            batch_size=generation_batch_size or batch_size,
+                            progress=False if bar.disable else "generate",
                             step_values=one_pass if reuse else None)
         if reuse and all(g.step_values_of == one_pass for g in gens):
             # Greedy decoding computed these logits already: no teacher-forced pass.
