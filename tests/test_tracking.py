@@ -58,3 +58,37 @@ def test_no_trackers_write_nothing(tmp_path):
         tracker.log_training(0, [1.0], first_step=0)
         tracker.log_round({"round": 0, "accuracy": 1.0})
     assert not any(tmp_path.iterdir())
+
+
+def test_run_reports_to_tensorboard(tmp_path, make_tiny_llama, smol_tokenizer, monkeypatch):
+    """``activelora run --report-to tensorboard``: each round's metrics and every training
+    step's loss, read back from the event files, equal what the run folder holds."""
+    import json
+
+    from activelora.cli import main
+    from activelora.rundir import read_jsonl
+
+    monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
+    model_dir = tmp_path / "tiny"
+    make_tiny_llama().save_pretrained(model_dir)
+    smol_tokenizer.save_pretrained(model_dir)
+    out = tmp_path / "exp"
+    small = ["--set", "loop.pool_limit=12", "--set", "loop.test_limit=4", "--set", "loop.probe_size=0",
+             "--set", "loop.initial=4", "--set", "loop.query_size=3", "--set", "train.batch_size=2",
+             "--set", "eval.max_new_tokens=4", "--set", "score.max_new_tokens=4", "--set", "lora.r=2",
+             "--set", "lora.target_modules=[q_proj,v_proj]"]
+    assert main(["run", "--output", str(out), "--model", str(model_dir), "--quiet", "--strategy", "entropy",
+                 "--rounds", "1", "--report-to", "tensorboard", *small]) == 0
+    scalars = read_scalars(out / TENSORBOARD_FOLDER / "entropy" / "seed-0")
+    rows = read_jsonl(out / "entropy" / "seed-0" / "metrics.jsonl")
+    assert [s for s, _ in scalars["eval/accuracy"]] == [0, 1]
+    assert [v for _, v in scalars["eval/accuracy"]] == pytest.approx([r["accuracy"] for r in rows])
+    assert [v for _, v in scalars["eval/labeled"]] == [4.0, 7.0]
+    steps = [json.loads((out / "entropy" / "seed-0" / f"round-{r}" / "train.json").read_text())["steps"]
+             for r in (0, 1)]
+    assert [s for s, _ in scalars["train/loss"]] == list(range(1, sum(steps) + 1))
+    assert [v for _, v in scalars["train/final_loss"]] == pytest.approx([r["train_loss"] for r in rows])
+    # Off by default: a run without the flag writes no event files.
+    assert main(["run", "--output", str(tmp_path / "plain"), "--model", str(model_dir), "--quiet",
+                 "--strategy", "random", "--rounds", "0", *small]) == 0
+    assert not (tmp_path / "plain" / TENSORBOARD_FOLDER).exists()

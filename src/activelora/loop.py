@@ -33,17 +33,19 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data.example import Example
+from .distributed import check_agreement, is_main_process, main_only, open_mirrored, process_info
 from .errors import ConfigError, PoolExhaustedError, RunStateError
-from .evaluation import EvalResult, evaluate
+from .evaluation import EvalResult
 from .models.lora import load_adapter_weights, reset_lora, save_adapter, set_lora_dropout_rate
 from .oracle import Oracle, SimulatedOracle
 from .probes import calibration_report, gap_report
 from .probes.answer_confidence import answer_calibration, answer_confidences
 from .rundir import RunState, atomic_write_json, atomic_write_text, read_jsonl
+from .sharded import evaluate_sharded, score_sharded
+from .tracking import RunTracker
 from .strategies import Needs, PoolView, Strategy, get_strategy
 from .strategies.regime import TrainingRegime, decide_regime
 from .training import Regularization, train_lora
-from .uncertainty import score_pool
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ class ActiveLearningRun:
 
     def __init__(self, config: Config, strategy_name: str, seed: int, run_dir: Path,
                  data: ExperimentData, model, tokenizer, *, oracle: Oracle | None = None,
-                 restart: bool = False, progress: bool = True):
+                 restart: bool = False, progress: bool = True, tracker: RunTracker | None = None):
         self.config = config
         self.strategy: Strategy = get_strategy(strategy_name, config.strategy)
         self.strategy_name = strategy_name
@@ -91,6 +93,7 @@ class ActiveLearningRun:
         self.tokenizer = tokenizer
         self.oracle = oracle or SimulatedOracle(data.pool)
         self.progress = progress
+        self.tracker = tracker or RunTracker.off()  # --report-to: losses and round metrics
         self.pool_by_id = {ex.id: ex for ex in data.pool}
         self._adapter_round: int | None = None  # which round's adapter the model holds now
         self._answer_tokens = None  # example -> gold answer length in tokens, built on first use
@@ -193,6 +196,7 @@ class ActiveLearningRun:
             shutil.rmtree(staging)
         save_adapter(self.model, staging)
         staging.rename(adapter)
+        self.tracker.log_training(r, result.losses, first_step=self._optimizer_steps_before(r))
         atomic_write_json(folder / "train.json", {
             "examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
             "seconds": round(time.time() - started, 2), "regularization": self.regime.to_dict(),
@@ -225,7 +229,7 @@ class ActiveLearningRun:
         set_lora_dropout_rate(self.model, self.regime.mc_dropout_rate)
         torch.manual_seed(run_seed(self.seed, r, salt=3 if not base else 4))
         sc = self.config.score
-        return score_pool(
+        return score_sharded(  # each process of a launch scores its share (activelora.sharded)
             self.model, self.tokenizer, self.data.task, list(examples),
             measure=measure, target="generated",
             temperature=temperature,
@@ -252,7 +256,7 @@ class ActiveLearningRun:
         self._ensure_adapter(r)
         folder = round_dir(self.run_dir, r)
         started = time.time()
-        result: EvalResult = evaluate(
+        result: EvalResult = evaluate_sharded(
             self.model, self.tokenizer, self.data.task, self.data.test,
             batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
             chat_template=self.config.model.chat_template,
@@ -280,7 +284,13 @@ class ActiveLearningRun:
         row["eval_seconds"] = round(time.time() - started, 2)
         atomic_write_json(folder / "metrics.json", row)
         self._rewrite_metrics_log()
+        self.tracker.log_round(row)
         return row
+
+    def _optimizer_steps_before(self, r: int) -> int:
+        """Optimiser steps of rounds 0..r-1 (the tracker counts steps across rounds)."""
+        files = (round_dir(self.run_dir, k) / "train.json" for k in range(r))
+        return sum(json.loads(f.read_text()).get("steps", 0) for f in files if f.is_file())
 
     def batch_composition(self, r: int) -> dict:
         """Round r's batch against the unlabelled pool it was drawn from
@@ -303,7 +313,7 @@ class ActiveLearningRun:
         measure = self.gap_measure()
         # The probe's answers are generated once: evaluated, and scored from the values
         # recorded while generating them (no second generation, no teacher-forced pass).
-        full = evaluate(self.model, self.tokenizer, self.data.task, probe,
+        full = evaluate_sharded(self.model, self.tokenizer, self.data.task, probe,
                         batch_size=self.config.eval.batch_size, max_new_tokens=self.config.eval.max_new_tokens,
                         chat_template=self.config.model.chat_template, progress=False,
                         step_values=OnePassValues(measure))
@@ -438,6 +448,8 @@ class ActiveLearningRun:
                 bar.set_postfix_str(f"{self.strategy_name} seed {self.seed} round {r}: {step}")
             if step == "select":
                 self.step_select()
+                # Under a launch every process selects from the same gathered scores.
+                check_agreement(state.rounds[-1].ids, f"{self.strategy_name} seed {self.seed}: round {r} selection")
             elif step == "label":
                 self.step_label()
             elif step == "train":
@@ -527,15 +539,17 @@ def zero_shot_baseline(config: Config, data: ExperimentData, model, tokenizer, o
     from .models.lora import adapter_disabled
     from .report import ZERO_SHOT_FILE
 
-    saved = saved_zero_shot(config, data, output)
+    # The main process decides (its folder is the one written), the others follow.
+    saved = main_only(lambda: saved_zero_shot(config, data, output), "read zero_shot.json")
     if saved is not None:
         return saved
     with adapter_disabled(model):
-        result = evaluate(model, tokenizer, data.task, data.test, batch_size=config.eval.batch_size,
+        result = evaluate_sharded(model, tokenizer, data.task, data.test, batch_size=config.eval.batch_size,
                           max_new_tokens=config.eval.max_new_tokens, chat_template=config.model.chat_template,
                           progress="zero-shot evaluate" if progress else False)
     record = {"accuracy": result.accuracy, "n": result.n, "key": zero_shot_key(config, data)}
-    atomic_write_json(output / ZERO_SHOT_FILE, record)
+    if is_main_process():
+        atomic_write_json(output / ZERO_SHOT_FILE, record)
     return record
 
 
@@ -566,18 +580,24 @@ def load_experiment_model(config: Config):
 
 
 def run_one(config: Config, data: ExperimentData, model, tokenizer, output: Path, strategy_name: str,
-            seed: int, *, restart: bool = False, progress: bool = True, bar=None) -> list[dict]:
+            seed: int, *, restart: bool = False, progress: bool = True, bar=None,
+            report_to: Sequence[str] = ()) -> list[dict]:
     """Run (or resume) one (strategy, seed) on an already loaded model; returns its metrics
     rows. ``bar`` is anything with tqdm's ``update(n)`` and ``set_postfix_str(text)``: it
     first advances by the rounds already done, then by one per trained round."""
-    run = ActiveLearningRun(config, strategy_name, seed, run_folder(output, strategy_name, seed),
-                            data, model, tokenizer, restart=restart, progress=progress)
-    if bar is not None:
-        done_rounds = sum(1 for rec in run.state.rounds if rec.phase in ("train", "evaluate", "score"))
-        if run.state.done:
-            done_rounds = len(run.state.rounds)
-        bar.update(min(done_rounds, planned_rounds(config, strategy_name)))
-    return run.run(bar)
+    # Under a launch only the main process writes the run folder; the others keep a private
+    # copy of it, advanced by the same steps (activelora.distributed.open_mirrored).
+    tracker = RunTracker(report_to, output, f"{strategy_name}/seed-{seed}", config.to_dict())
+    with tracker:
+        run = open_mirrored(lambda folder: ActiveLearningRun(config, strategy_name, seed, folder, data, model, tokenizer,
+                                                             restart=restart, progress=progress, tracker=tracker),
+                            run_folder(output, strategy_name, seed))
+        if bar is not None:
+            done_rounds = sum(1 for rec in run.state.rounds if rec.phase in ("train", "evaluate", "score"))
+            if run.state.done:
+                done_rounds = len(run.state.rounds)
+            bar.update(min(done_rounds, planned_rounds(config, strategy_name)))
+        return run.run(bar)
 
 
 def check_strategies(config: Config) -> None:
@@ -587,7 +607,7 @@ def check_strategies(config: Config) -> None:
 
 
 def run_experiment(config: Config, output: Path, *, restart: bool = False, progress: bool = True,
-                   jobs: int = 1) -> dict:
+                   jobs: int = 1, report_to: Sequence[str] = ()) -> dict:
     """Every strategy x seed into ``output/<strategy>/seed-<n>/``; returns {(strategy, seed): rows}.
 
     ``jobs`` = 1 runs them one after another on one model in this process. ``jobs`` > 1 runs
@@ -596,6 +616,13 @@ def run_experiment(config: Config, output: Path, *, restart: bool = False, progr
     :class:`~activelora.parallel_runs.RunsFailedError` lists the failures at the end."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: must be a positive integer, got {jobs!r}")
+    if jobs > 1 and process_info().distributed:
+        raise ConfigError(f"--jobs {jobs}: under accelerate launch the processes already share each run; "
+                          "use --jobs 1 there, or separate launches per strategy/seed (README: --jobs and "
+                          "accelerate launch)")
+    if jobs > 1 and report_to:
+        raise ConfigError("--report-to works with --jobs 1 for now (one tracker process)")
+    progress = progress and is_main_process()  # one set of progress bars per launch
     check_strategies(config)
     data = load_experiment_data(config)
     output.mkdir(parents=True, exist_ok=True)
@@ -611,5 +638,6 @@ def run_experiment(config: Config, output: Path, *, restart: bool = False, progr
     with tqdm(total=total, desc="experiment", unit="round", disable=not progress) as bar:
         for strategy_name, seed in runs:
             results[(strategy_name, seed)] = run_one(config, data, model, tokenizer, output, strategy_name, seed,
-                                                     restart=restart, progress=progress, bar=bar)
+                                                     restart=restart, progress=progress, bar=bar,
+                                                     report_to=report_to)
     return results
