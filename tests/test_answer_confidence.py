@@ -95,6 +95,15 @@ def test_against_float64_teacher_forcing_on_the_tiny_model(make_tiny_llama, smol
     assert checked >= 3
 
 
+def test_a_result_without_generations_gives_nulls():
+    from activelora.evaluation import EvalResult, Prediction
+
+    pred = Prediction("a", "The final answer is 4.", "4", "4", True, 0.1, 0.5, 6)
+    result = EvalResult(accuracy=1.0, n=1, predictions=[pred], generations=[])
+    assert answer_confidences(None, ARITH, result) == [None]
+    assert answer_calibration([None], [True])["answer_confidence_n"] == 0
+
+
 def test_answer_calibration_against_ece_of_the_defined_ones():
     conf = [0.9, None, 0.2, 0.6, 0.0]
     correct = [True, False, False, True, False]

@@ -27,11 +27,14 @@ example is left out of ``ece_answer`` (``answer_confidence_n`` counts those kept
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from typing import Sequence
 
 from .calibration import ece
+
+log = logging.getLogger(__name__)
 
 _PIECES = re.compile(r"\S+")
 _INNER = re.compile(r"[-+$]?\d[\d,]*(?:\.\d+)?|[A-Za-z]+")
@@ -94,10 +97,15 @@ def answer_confidence(tokenizer, task, generation, extracted: str | None) -> flo
 
 
 def answer_confidences(tokenizer, task, result) -> list[float | None]:
-    """One answer confidence per prediction of an :class:`~activelora.evaluation.EvalResult`
-    (it must carry its ``generations``)."""
+    """One answer confidence per prediction of an :class:`~activelora.evaluation.EvalResult`.
+
+    A result without its ``generations`` (e.g. gathered from several processes, which keep
+    only the predictions) gives None for every example, with a warning: the token
+    log-probabilities are gone, and a confidence made up without them would mislead.
+    """
     if len(result.generations) != len(result.predictions):
-        raise ValueError("answer_confidences: the evaluation result carries no generations")
+        log.warning("answer confidence: the evaluation kept no generations; recorded as null")
+        return [None] * len(result.predictions)
     return [answer_confidence(tokenizer, task, g, p.extracted)
             for g, p in zip(result.generations, result.predictions)]
 
