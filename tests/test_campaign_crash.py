@@ -48,8 +48,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != ".lock"}
 
 
-def kill_at(argv: list[str], point: str, env: dict[str, str], timeout: float = 300.0) -> None:
-    """Run the CLI until it reports that it waits at ``point``, then SIGKILL it."""
+def kill_at(argv: list[str], point: str, env: dict[str, str], timeout: float = 300.0, while_paused=None) -> None:
+    """Run the CLI until it reports that it waits at ``point``, call ``while_paused()``, then
+    SIGKILL it."""
     process = subprocess.Popen(CLI + argv, env={**env, PAUSE_ENV: point}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
@@ -61,6 +62,8 @@ def kill_at(argv: list[str], point: str, env: dict[str, str], timeout: float = 3
             ready, _, _ = select.select([process.stderr], [], [], 1.0)
             if ready:
                 seen += os.read(process.stderr.fileno(), 65536)
+        if while_paused is not None:
+            while_paused()
     finally:
         process.kill()  # SIGKILL
         process.wait()
@@ -108,7 +111,14 @@ def test_import_killed_at_random_moments_is_before_or_after(campaign, tmp_path, 
 
 def test_kill_during_next_before_its_commit(campaign, tmp_path, env, tiny_model_dir):
     before = snapshot(campaign)
-    kill_at(["campaign", "next", str(campaign), "--quiet"], "next:before-commit", env)
+
+    def reader_meanwhile():
+        # A reader while `next` works (holding the lock) sees the committed state and leaves
+        # the staged files of the running command alone.
+        assert Campaign.open(campaign).state.rounds == []
+        assert (campaign / ".staging" / "round.json").is_file()
+
+    kill_at(["campaign", "next", str(campaign), "--quiet"], "next:before-commit", env, while_paused=reader_meanwhile)
     assert (campaign / ".staging").exists()  # the interrupted round's files, not yet real
     assert snapshot(campaign) == before  # opening drops them
     assert not (campaign / ".staging").exists()

@@ -173,7 +173,7 @@ class Campaign:
         except (OSError, ValueError) as exc:
             raise RunStateError(f"{folder}: unreadable campaign state ({exc})") from None
         campaign = cls(folder, settings, state)
-        campaign._recover()
+        campaign._recover_if_idle()
         return campaign
 
     # ------------------------------------------------------------------ reading
@@ -224,10 +224,23 @@ class Campaign:
             raise RunStateError(f"{self.folder}: another activelora command is changing this campaign "
                                 f"(lock {self.folder / LOCK_FILE}); wait for it to finish") from None
         try:
-            # Another process may have changed the state while this one waited to open it.
-            fresh = Campaign.open(self.folder)
-            self.state = fresh.state
+            # Another process may have changed the state since this one opened it.
+            self.state = Campaign.open(self.folder).state
+            self._recover()
             yield
+        finally:
+            lock.release()
+
+    def _recover_if_idle(self) -> None:
+        """Recover only when no other command holds the lock: a running ``next`` has staged
+        files it has not committed yet, which are not leftovers."""
+        try:
+            lock = FileLock(str(self.folder / LOCK_FILE))
+            lock.acquire(timeout=0)
+        except (Timeout, OSError):  # busy, or a read-only folder: read the committed state as it is
+            return
+        try:
+            self._recover()
         finally:
             lock.release()
 
