@@ -147,3 +147,34 @@ def test_mc_scores_of_an_example_do_not_depend_on_batch_chunk_or_shard(make_tiny
         np.testing.assert_allclose(a.samples, by_id[a.id], rtol=1e-5, atol=1e-6)
     other_seed = score_pool(model, smol_tokenizer, fake_task, fake_examples, batch_size=5, **{**kw, "seed": 12})
     assert not np.allclose([r.samples for r in other_seed], [r.samples for r in whole])
+
+
+requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@requires_gpu
+def test_masks_on_a_gpu_equal_the_cpu_masks():
+    keys = torch.tensor([3, -5, 2**62, 17])
+    assert torch.equal(keep_mask(keys.cuda(), 4, 33, 65, 0.1).cpu(), keep_mask(keys, 4, 33, 65, 0.1))
+
+
+@requires_gpu
+def test_bf16_mc_scores_on_a_gpu_do_not_depend_on_the_batch(make_tiny_llama, smol_tokenizer, fake_task,
+                                                             fake_examples):
+    from activelora.config import LoraSection
+    from activelora.models.lora import attach_lora
+    from activelora.uncertainty import score_pool
+
+    model = attach_lora(make_tiny_llama(), LoraSection(r=2, lora_dropout=0.5, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    model = model.to("cuda", torch.bfloat16)
+    kw = dict(measure="entropy", mc_samples=3, target="gold", seed=11, cache=False, progress=False)
+    whole = score_pool(model, smol_tokenizer, fake_task, fake_examples, batch_size=5, **kw)
+    halves = (score_pool(model, smol_tokenizer, fake_task, fake_examples[::2], batch_size=1, **kw)
+              + score_pool(model, smol_tokenizer, fake_task, fake_examples[1::2], batch_size=1, **kw))
+    by_id = {r.id: r.samples for r in halves}
+    for a in whole:  # bf16 matmuls of other shapes round differently: a bf16 tolerance
+        np.testing.assert_allclose(a.samples, by_id[a.id], rtol=5e-2, atol=5e-2)
