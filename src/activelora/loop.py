@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from .config import Config
 from .data.example import Example
-from .distributed import check_agreement, is_main_process, main_only, open_mirrored, process_info
+from .distributed import check_agreement, is_main_process, main_only, map_sharded, open_mirrored, process_info
 from .errors import ConfigError, PoolExhaustedError, RunStateError
 from .evaluation import EvalResult
 from .models.lora import load_adapter_weights, reset_lora, save_adapter, set_lora_dropout_rate
@@ -411,13 +411,18 @@ class ActiveLearningRun:
         if not (want_tuned or want_own):
             return None, None
         task, sc = self.data.task, self.config.score
-        prompts = [encode_prompt(self.tokenizer, task.prompt(ex), self.config.model.chat_template) for ex in examples]
 
         def answers(label: str) -> list:
-            gens = generate(self.model, self.tokenizer, prompts, max_new_tokens=sc.max_new_tokens or task.max_new_tokens,
-                            stop_strings=task.stop_strings, batch_size=sc.batch_size,
-                            progress=f"round {r} {label}" if self.progress else False)
-            return [rescored(self.tokenizer, g, needs.answer_end) for g in gens]
+            def share_answers(share: list[Example]) -> list:  # under a launch: this process's share
+                prompts = [encode_prompt(self.tokenizer, task.prompt(ex), self.config.model.chat_template)
+                           for ex in share]
+                gens = generate(self.model, self.tokenizer, prompts,
+                                max_new_tokens=sc.max_new_tokens or task.max_new_tokens,
+                                stop_strings=task.stop_strings, batch_size=sc.batch_size,
+                                progress=f"round {r} {label}" if self.progress else False)
+                return [rescored(self.tokenizer, g, needs.answer_end) for g in gens]
+
+            return map_sharded(share_answers, list(examples), what=f"round {r} {label}")
 
         self.model.eval()  # greedy answers: no dropout
         tuned = answers("answers") if want_tuned else None
