@@ -1,6 +1,6 @@
 """Training speed, issue 8: today's training path beside the pre-issue-8 one, in one process.
 
-    .venv/bin/python benchmarks/bench_training.py [--reps 6] [--round 96] [--epochs 2] [--threads 2]
+    .venv/bin/python benchmarks/bench_training.py [--reps 6] [--round 96] [--epochs 2] [--threads 2] [--profile]
 
 The old path is the frozen pre-issue-8 code in ``tests/reference/legacy_training.py``
 (full-vocabulary logits through ``model(**batch).loss``, peft's ``nn.Dropout`` on the A
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--round", type=int, default=96, help="examples in the round's training (0: skip)")
     parser.add_argument("--epochs", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--profile", action="store_true",
+                        help="also print torch.profiler's top operators for one step of each variant")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "bench_training.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,6 +94,14 @@ def main() -> None:
             variants[name]()
             times[name].append(time.perf_counter() - started)
         print(f"rep {rep + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()), flush=True)
+    if args.profile:
+        from torch.profiler import profile
+
+        for name, run in variants.items():
+            with profile() as prof:
+                run()
+            print(f"\n=== {name}: top operators by self CPU time")
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
     set_lora_dropout_rate(model, rate)
     model.eval()
     step = {k: statistics.median(v) for k, v in times.items()}
