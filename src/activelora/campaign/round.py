@@ -151,7 +151,8 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
                             regime.regularization(), chat_template=config.model.chat_template,
                             progress=f"round {r} train" if progress else False)
         save_adapter(model, staging / "adapter")
-        train_info = {"examples": result.examples, "steps": result.steps, "final_loss": result.final_loss}
+        train_info = {"examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
+                      "regime": regime.to_dict()}
     model.eval()
 
     # 2. dev accuracy
