@@ -17,6 +17,11 @@ both alike; the ratio is taken per pair. The scores are checked equal between th
 
     .venv/bin/python benchmarks/bench_distributed.py                 # 64 test, 64 pool, K=3, 2 pairs
     .venv/bin/python benchmarks/bench_distributed.py --n 8 --pairs 1  # smoke
+    .venv/bin/python benchmarks/bench_distributed.py --mask-cost      # keyed vs stream MC masks
+
+``--mask-cost`` instead times, in one process and interleaved, STAR's MC pool scoring with
+the keyed masks (the default) against the same scoring with masks drawn from one random
+stream (the keyed context replaced by a no-op): the price of split-invariant masks.
 
 Results: a table on stdout and JSON under benchmarks/out/.
 """
@@ -87,6 +92,53 @@ def worker(args) -> None:
             "seconds": timings, "outputs": outputs}))
 
 
+def mask_cost(args) -> None:
+    import contextlib
+
+    import torch
+
+    import activelora.uncertainty.scorer as scorer_module
+    from activelora.config import LoraSection
+    from activelora.data.loaders import load_examples
+    from activelora.data.tasks import get_task
+    from activelora.models.loading import load_model
+    from activelora.models.lora import attach_lora
+    from activelora.uncertainty import score_pool
+
+    model, tokenizer = load_model(args.model)
+    model = attach_lora(model, LoraSection(lora_dropout=0.1), seed=0)
+    task = get_task("arith")
+    pool = load_examples("arith", "train", task="arith", limit=args.n)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # Gold answers: no generation, so only the K teacher-forced passes are timed. One call
+    # first, untimed, to warm up.
+    score_pool(model, tokenizer, task, pool[:4], measure="entropy", mc_samples=2, target="gold", cache=False,
+               progress=False)
+    keyed = scorer_module.keyed_dropout
+
+    @contextlib.contextmanager
+    def stream_masks(model):
+        yield None  # no row keys: the LoRA dropout draws from torch's generator
+
+    timings = {"keyed": [], "stream": []}
+    for _ in range(args.pairs):
+        for name, context in (("keyed", keyed), ("stream", stream_masks)):
+            scorer_module.keyed_dropout = context
+            start = time.perf_counter()
+            score_pool(model, tokenizer, task, pool, measure="entropy", mc_samples=args.k, target="gold",
+                       batch_size=args.score_batch_size, cache=False, progress=False, seed=5)
+            timings[name].append(time.perf_counter() - start)
+    scorer_module.keyed_dropout = keyed
+    lines = [f"# MC scoring of {args.n} arith gold answers, K={args.k}, {torch.get_num_threads()} thread(s)",
+             "| pair | keyed masks (s) | stream masks (s) | keyed / stream |", "|---|---|---|---|"]
+    for i, (a, b) in enumerate(zip(timings["keyed"], timings["stream"])):
+        lines.append(f"| {i} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+    print("\n".join(lines))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "bench_distributed_mask_cost.md").write_text("\n".join(lines) + "\n")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -112,6 +164,7 @@ def main() -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--mask-cost", action="store_true", help="time keyed against stream MC masks instead")
     parser.add_argument("--n", type=int, default=64, help="test problems and pool problems (default 64)")
     parser.add_argument("--k", type=int, default=3, help="MC dropout passes (default 3, STAR's)")
     parser.add_argument("--pairs", type=int, default=2, help="alternating 1-process/2-process pairs")
@@ -121,6 +174,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.worker:
         worker(args)
+        return 0
+    if args.mask_cost:
+        mask_cost(args)
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     # (processes, torch threads per process; 0 = torch's default: all cores for one
