@@ -29,14 +29,20 @@ venv, with ``PYTHONPATH`` pointing at the old or the new ``src/`` (it comes befo
 editable install's path), so no legacy code is kept in ``src/``. The new code is the working
 tree's ``src/`` by default, or ``--new-ref REF`` extracted the same way (a snapshot that other
 edits cannot change under a long benchmark). Old and new children alternate (old, new, then
-new, old, ...) so that a drift in the machine's load falls on both; the table gives the
-median of ``--reps`` repetitions and the ratio old/new of the medians. Every child has its
-own empty ``ACTIVELORA_CACHE`` (the converted model folder is linked in) so that no cached
-score carries over between children.
+new, old, ...) so that a drift in the machine's load falls on both, or, with
+``--concurrent``, each rep's old and new child run at the same time (on an oversubscribed
+machine they then get the same share of it). The table gives the median of ``--reps``
+repetitions and the ratio old/new of the medians, in wall seconds or (``--clock cpu``) in
+each phase's CPU seconds: on a machine shared with other work, the wall clock measures the
+scheduler's share as much as the code, while the CPU time at one thread (``--threads 1``)
+does not. Every child has its own empty ``ACTIVELORA_CACHE`` (the converted model folder is
+linked in) so that no cached score carries over between children.
 
     .venv/bin/python benchmarks/bench_round.py                        # round phases, 2 reps
     .venv/bin/python benchmarks/bench_round.py --new-ref HEAD --reps 2
     .venv/bin/python benchmarks/bench_round.py --phase jobs --rounds 1 # --jobs 1 vs 2 throughput
+    # on a busy shared machine: CPU seconds at one thread, old and new side by side
+    .venv/bin/python benchmarks/bench_round.py --threads 1 --concurrent --clock cpu --new-ref HEAD
 
 Results: a markdown table on stdout, JSON and markdown under ``benchmarks/out/``.
 """
@@ -105,19 +111,32 @@ def fresh_cache(parent: Path) -> Path:
     return cache
 
 
-def child_env(src: Path, cache: Path) -> dict[str, str]:
+def child_env(src: Path, cache: Path, threads: int | None = None) -> dict[str, str]:
+    """The child's environment: the version's src/ first on the path, its own cache, and
+    torch's default thread count unless ``threads`` is given."""
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     env.update(PYTHONPATH=str(src), ACTIVELORA_CACHE=str(cache), PYTHONUNBUFFERED="1")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
 
 
 # ---------------------------------------------------------------------- child: one round
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+CPU_TIMES: dict[str, float] = {}  # phase -> CPU seconds of this process (all its threads)
+
+
+def _timed(name: str, fn) -> float:
+    """Wall seconds of ``fn()``; its CPU seconds go to CPU_TIMES. On a shared, oversubscribed
+    machine the wall clock measures the scheduler's share as much as the code; the CPU time
+    at a fixed thread count (``--threads 1``) does not."""
+    cpu, start = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    CPU_TIMES[name] = time.process_time() - cpu
+    print(f"    {name}: {seconds:.1f} s wall, {CPU_TIMES[name]:.1f} s CPU", file=sys.stderr, flush=True)
+    return seconds
 
 
 def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
@@ -147,7 +166,7 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
         return run
 
     plain = open_run("random")
-    times["train_plain"] = _timed(lambda: plain.step_train(0))
+    times["train_plain"] = _timed("train_plain", lambda: plain.step_train(0))
     plain._adapter_round = 0  # what ActiveLearningRun.run records after a train step
     answers = {}
 
@@ -158,10 +177,10 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
         answers.update({p.id: p.prediction for p in result.predictions})
         facts["accuracy"] = result.accuracy
 
-    times["evaluate_greedy"] = _timed(greedy)
+    times["evaluate_greedy"] = _timed("evaluate_greedy", greedy)
     facts["answers_sha256"] = hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()
     facts["answers"] = answers
-    times["evaluate_step"] = _timed(lambda: plain.step_evaluate(0))
+    times["evaluate_step"] = _timed("evaluate_step", lambda: plain.step_evaluate(0))
 
     entropy = open_run("entropy")
     if entropy.state.rounds[0].ids != plain.state.rounds[0].ids:
@@ -172,39 +191,42 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
     entropy.state.set_phase("train")
     entropy.state.set_phase("evaluate")
     entropy._ensure_adapter(0)  # loaded before the clock starts: in a run it is already there
-    times["score_entropy"] = _timed(lambda: entropy.step_score(0))
+    times["score_entropy"] = _timed("score_entropy", lambda: entropy.step_score(0))
 
     star = open_run("star")
-    times["train_hybrid"] = _timed(lambda: star.step_train(0))
+    times["train_hybrid"] = _timed("train_hybrid", lambda: star.step_train(0))
     star._adapter_round = 0
     star.state.set_phase("evaluate")  # its evaluation is timed above on the random run's model
-    times["score_star"] = _timed(lambda: star.step_score(0))
+    times["score_star"] = _timed("score_star", lambda: star.step_score(0))
 
     for name, folder in (("entropy", target), ("star", work / "star" / "seed-0" / "round-0")):
         saved = json.loads((folder / "pool_scores.json").read_text())
         facts[f"{name}_scores"] = {k: saved[k] for k in ("ids", "full_scores", "base_scores") if k in saved}
     for name, folder in (("plain", source), ("hybrid", work / "star" / "seed-0" / "round-0")):
         facts[f"train_{name}"] = json.loads((folder / "train.json").read_text())
-    result_path.write_text(json.dumps({"times": times, "facts": facts}))
+    result_path.write_text(json.dumps({"times": times, "cpu_times": CPU_TIMES, "facts": facts}))
 
 
 # ---------------------------------------------------------------------- parent: round mode
 
 
-def run_child(version: str, src: Path, scratch: Path, settings: list[str]) -> dict:
+def start_child(version: str, src: Path, scratch: Path, settings: list[str], threads: int | None) -> dict:
     cache = fresh_cache(scratch)
     work = Path(tempfile.mkdtemp(prefix=f"{version}.", dir=scratch))
-    result = work / "result.json"
-    load = os.getloadavg()[0]
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(result), "--work", str(work),
-               *[item for setting in settings for item in ("--set", setting)]]
-    started = time.perf_counter()
-    subprocess.run(command, env=child_env(src, cache), check=True)
-    wall = time.perf_counter() - started
-    shutil.rmtree(cache, ignore_errors=True)
-    data = json.loads(result.read_text()) if result.is_file() else {}
-    shutil.rmtree(work, ignore_errors=True)
-    return {**data, "version": version, "wall_seconds": wall, "load_before": load}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(work / "result.json"), "--work",
+               str(work), *[item for setting in settings for item in ("--set", setting)]]
+    return {"version": version, "cache": cache, "work": work, "load_before": os.getloadavg()[0],
+            "started": time.perf_counter(), "process": subprocess.Popen(command, env=child_env(src, cache, threads))}
+
+
+def finish_child(child: dict) -> dict:
+    if child["process"].wait() != 0:
+        raise SystemExit(f"bench_round: the {child['version']} child failed (exit {child['process'].returncode})")
+    wall = time.perf_counter() - child["started"]
+    data = json.loads((child["work"] / "result.json").read_text())
+    shutil.rmtree(child["cache"], ignore_errors=True)
+    shutil.rmtree(child["work"], ignore_errors=True)
+    return {**data, "version": child["version"], "wall_seconds": wall, "load_before": child["load_before"]}
 
 
 def alternating(reps: int) -> list[tuple[int, str]]:
@@ -224,20 +246,28 @@ def max_abs_difference(a: dict, b: dict, key: str) -> float | None:
 
 def round_mode(args, sources: dict[str, tuple[Path, str]], scratch: Path) -> dict:
     results = {"old": [], "new": []}
-    for rep, version in alternating(args.reps):
-        src, sha = sources[version]
-        print(f"[{time.strftime('%H:%M:%S')}] rep {rep + 1}/{args.reps}: {version} ({sha[:7]})", file=sys.stderr, flush=True)
-        results[version].append(run_child(version, src, scratch, args.settings))
-        print(f"    {json.dumps({k: round(v, 1) for k, v in results[version][-1]['times'].items()})}",
-              file=sys.stderr, flush=True)
+    order = alternating(args.reps)
+    # --concurrent: a rep's old and new children at the same time (on an oversubscribed
+    # machine they then get the same share of it); else one after the other.
+    batches = [order[i:i + 2] for i in range(0, len(order), 2)] if args.concurrent else [[item] for item in order]
+    for batch in batches:
+        children = []
+        for rep, version in batch:
+            src, sha = sources[version]
+            print(f"[{time.strftime('%H:%M:%S')}] rep {rep + 1}/{args.reps}: {version} ({sha[:7]})", file=sys.stderr,
+                  flush=True)
+            children.append(start_child(version, src, scratch, args.settings, args.threads))
+        for child in children:
+            results[child["version"]].append(finish_child(child))
+    key = "cpu_times" if args.clock == "cpu" else "times"
     rows = []
     for phase in ROUND_PHASES:
-        old = statistics.median(r["times"][phase] for r in results["old"])
-        new = statistics.median(r["times"][phase] for r in results["new"])
+        old = statistics.median(r[key][phase] for r in results["old"])
+        new = statistics.median(r[key][phase] for r in results["new"])
         rows.append({"phase": phase, "old_s": old, "new_s": new, "speedup": old / new, "target": TARGETS[phase],
-                     "old_runs": [r["times"][phase] for r in results["old"]],
-                     "new_runs": [r["times"][phase] for r in results["new"]]})
-    totals = {v: statistics.median(sum(r["times"][p] for p in ("train_plain", "evaluate_step", "score_star"))
+                     "old_runs": [r[key][phase] for r in results["old"]],
+                     "new_runs": [r[key][phase] for r in results["new"]]})
+    totals = {v: statistics.median(sum(r[key][p] for p in ("train_plain", "evaluate_step", "score_star"))
                                    for r in results[v]) for v in ("old", "new")}
     old_facts, new_facts = results["old"][0]["facts"], results["new"][0]["facts"]
     checks = {
@@ -252,18 +282,22 @@ def round_mode(args, sources: dict[str, tuple[Path, str]], scratch: Path) -> dic
                                                         "full_scores"),
         "star_full_max_abs_diff": max_abs_difference(old_facts["star_scores"], new_facts["star_scores"], "full_scores"),
         "star_base_max_abs_diff": max_abs_difference(old_facts["star_scores"], new_facts["star_scores"], "base_scores"),
-        "hybrid_over_plain": {v: statistics.median(r["times"]["train_hybrid"] / r["times"]["train_plain"]
+        "hybrid_over_plain": {v: statistics.median(r[key]["train_hybrid"] / r[key]["train_plain"]
                                                    for r in results[v]) for v in ("old", "new")},
     }
     for runs in results.values():  # keep the JSON readable: the answers were compared above
         for r in runs:
             for key in ("answers", "entropy_scores", "star_scores"):
                 r["facts"].pop(key, None)
-    return {"rows": rows, "round_total": totals, "checks": checks, "runs": results}
+    for runs in results.values():
+        for r in runs:
+            r.pop("process", None)
+    return {"clock": args.clock, "rows": rows, "round_total": totals, "checks": checks, "runs": results}
 
 
 def round_table(report: dict) -> str:
-    lines = ["| phase | old (s) | new (s) | speed-up old/new | target |", "|---|---:|---:|---:|---:|"]
+    unit = "CPU s" if report["clock"] == "cpu" else "s"
+    lines = [f"| phase | old ({unit}) | new ({unit}) | speed-up old/new | target |", "|---|---:|---:|---:|---:|"]
     for row in report["rows"]:
         target = f">= {row['target']}x" if row["target"] else "-"
         lines.append(f"| {row['phase']} | {row['old_s']:.1f} | {row['new_s']:.1f} | {row['speedup']:.2f}x | {target} |")
@@ -297,7 +331,7 @@ def jobs_mode(args, sources: dict[str, tuple[Path, str]], scratch: Path) -> dict
             print(f"[{time.strftime('%H:%M:%S')}] rep {rep + 1}/{args.reps}: --jobs {jobs} ({sha[:7]})",
                   file=sys.stderr, flush=True)
             started = time.perf_counter()
-            subprocess.run(command, env=child_env(src, cache), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(command, env=child_env(src, cache, args.threads), check=True, stdout=subprocess.DEVNULL)
             wall = time.perf_counter() - started
             print(f"    {wall:.1f} s", file=sys.stderr, flush=True)
             runs[jobs].append({"seconds": wall, "load_before": load})
@@ -327,6 +361,13 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                         help="config override for both versions (a smoke test: smaller loop.pool_limit, ...); "
                              "figures for the record use none")
+    parser.add_argument("--threads", type=int, help="torch threads per child (default: torch's own, all cores); "
+                        "--phase jobs: of the --jobs 1 run only, the workers take cores // 2")
+    parser.add_argument("--concurrent", action="store_true",
+                        help="--phase round: run each rep's old and new child at the same time")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="--phase round: tabulate wall seconds (default) or the child's CPU seconds (use with "
+                             "--threads 1 on a shared machine)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -345,7 +386,8 @@ def main(argv=None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench_round.", dir=OUT))
     meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "machine": platform.platform(),
             "cores": os.cpu_count(), "python": platform.python_version(), "phase": args.phase, "reps": args.reps,
-            "old": sources["old"][1], "new": sources["new"][1], "settings": args.settings}
+            "old": sources["old"][1], "new": sources["new"][1], "settings": args.settings, "threads": args.threads,
+            "load_average_at_start": os.getloadavg()}
     try:
         if args.phase == "round":
             report = round_mode(args, sources, scratch)
