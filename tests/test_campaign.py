@@ -297,3 +297,44 @@ def test_every_campaign_action_has_help(capsys):
             main(["campaign", action, "--help"])
         assert exit_info.value.code == 0
         assert f"usage: activelora campaign {action}" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- the embedded model
+
+
+@pytest.mark.slow
+def test_file_round_trip_on_the_embedded_model(tmp_path, monkeypatch, capsys):
+    """prompts -> batch -> a person's answers (here: the generator's gold answers) -> trained
+    adapter -> next batch -> labels exported, on SmolLM2-135M with a tiny budget."""
+    import os
+
+    from activelora.data.arith import generate_arith
+
+    # The converted model and the base-score cache are shared with the rest of the suite.
+    monkeypatch.setenv("ACTIVELORA_CACHE", os.environ.get("ACTIVELORA_CACHE", str(Path.home() / ".cache" / "activelora")))
+    problems = generate_arith("train", n=12, seed=3)
+    gold = {ex.id: ex.answer for ex in problems}
+    pool = write_jsonl(tmp_path / "prompts.jsonl", [{"id": ex.id, "question": ex.question} for ex in problems])
+    dev = write_jsonl(tmp_path / "dev.jsonl", [{"id": ex.id, "question": ex.question, "answer": ex.answer}
+                                               for ex in generate_arith("test", n=4, seed=3)])
+    folder = tmp_path / "camp"
+    assert main(["campaign", "init", str(folder), "--pool", str(pool), "--dev", str(dev), "--task", "arith",
+                 "--batch-size", "4", "--stop-set", "4", "--set", "train.epochs=1", "--set", "train.batch_size=4",
+                 "--set", "eval.max_new_tokens=32", "--set", "score.max_new_tokens=32",
+                 "--set", "strategy.mc_samples=2"]) == 0
+    for r in range(2):
+        assert run_next(folder) == 0
+        rows = [json.loads(line) for line in (folder / "batches" / f"batch-{r}.jsonl").read_text().splitlines()]
+        assert len(rows) == 4 and all(isinstance(row["suggestion"], str) for row in rows)
+        write_jsonl(tmp_path / f"answers-{r}.jsonl", [{"id": row["id"], "answer": gold[row["id"]]} for row in rows])
+        assert main(["campaign", "import", str(folder), str(tmp_path / f"answers-{r}.jsonl")]) == 0
+    assert run_next(folder) == 0
+    rounds = Campaign.open(folder).state.rounds
+    assert [r["trained_on"] for r in rounds] == [0, 4, 8]
+    assert all(0.0 <= r["dev_accuracy"] <= 1.0 for r in rounds)
+    assert rounds[2]["stop_kappa"] is not None and rounds[2]["strategy"] == "star"
+    assert (folder / "rounds" / "round-2" / "adapter" / "adapter_model.safetensors").is_file()
+    out = tmp_path / "labels.jsonl"
+    assert main(["campaign", "export", str(folder), "--out", str(out)]) == 0
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(exported) == 8 and all(row["answer"] == gold[row["id"]] for row in exported)
