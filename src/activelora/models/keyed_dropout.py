@@ -79,14 +79,27 @@ def row_salts(row_keys: torch.Tensor, module_index: int) -> torch.Tensor:
     return torch.where(high >= 1 << 31, high - (1 << 32), high).to(torch.int32)
 
 
+_COUNTERS: dict[tuple[int, str], torch.Tensor] = {}  # (pairs, device) -> floor(i/2) * phi32
+
+
+def _counters(pairs: int, device: torch.device) -> torch.Tensor:
+    key = (pairs, str(device))
+    if key not in _COUNTERS:
+        if len(_COUNTERS) > 64:  # a few sequence lengths recur; do not grow without bound
+            _COUNTERS.clear()
+        _COUNTERS[key] = torch.arange(pairs, dtype=torch.int32, device=device) * _signed(_PHI32, 32)
+    return _COUNTERS[key]
+
+
 def keep_mask(row_keys: torch.Tensor, module_index: int, length: int, width: int, p: float) -> torch.Tensor:
     """(R, length, width) bool: which inputs dropout keeps (see the module docstring)."""
     salts = row_salts(row_keys, module_index)
     n = length * width
-    counter = torch.arange((n + 1) // 2, dtype=torch.int32, device=row_keys.device) * _signed(_PHI32, 32)
-    h = fmix32(counter[None, :] ^ salts[:, None])  # (R, ceil(n/2))
-    halves = torch.stack((h & 0xFFFF, _shift_right(h, 16, 32)), dim=-1).view(h.shape[0], -1)[:, :n]
-    return (halves >= int(round(p * (1 << 16)))).view(-1, length, width)
+    h = fmix32(_counters((n + 1) // 2, row_keys.device)[None, :] ^ salts[:, None])  # (R, ceil(n/2))
+    threshold = int(round(p * (1 << 16)))
+    # Compare each 16-bit half as it is cut out; interleave the bools (entry i: half i mod 2).
+    keep = torch.stack(((h & 0xFFFF) >= threshold, _shift_right(h, 16, 32) >= threshold), dim=-1)
+    return keep.view(h.shape[0], -1)[:, :n].reshape(-1, length, width)
 
 
 def pass_keys(example_keys: torch.Tensor, passes: range) -> torch.Tensor:
@@ -123,7 +136,8 @@ class KeyedDropout(nn.Module):
             raise RuntimeError("KeyedDropout: set one row key per batch row before the forward pass "
                                f"(input {tuple(x.shape)}, keys {None if keys is None else tuple(keys.shape)})")
         keep = keep_mask(keys.to(x.device), self.module_index, x.shape[1], x.shape[2], self.p)
-        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+        # Scale, then zero in place: no float mask is built (and none kept for a backward).
+        return (x * (1.0 / (1.0 - self.p))).masked_fill_(~keep, 0.0)
 
     def extra_repr(self) -> str:
         return f"p={self.p}, module_index={self.module_index}"
