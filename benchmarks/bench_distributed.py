@@ -146,7 +146,7 @@ def _free_port() -> int:
 
 
 def launch(args, processes: int, threads: int, result: Path) -> dict:
-    worker_args = ["--threads", str(threads), str(Path(__file__).resolve()), "--worker", "--result", str(result), "--n", str(args.n),
+    worker_args = [str(Path(__file__).resolve()), "--threads", str(threads), "--worker", "--result", str(result), "--n", str(args.n),
                    "--k", str(args.k), "--model", args.model, "--batch-size", str(args.batch_size),
                    "--score-batch-size", str(args.score_batch_size)]
     if processes == 1:
