@@ -47,6 +47,7 @@ from ..uncertainty import score_pool
 from .folder import Campaign, pause_point
 from .state import CampaignState, now
 from .stopping import cohen_kappa
+from .workflow import check_supported
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
     strategy = get_strategy(settings.strategy, config.strategy)
     needs = strategy.needs()
     regime = decide_regime(config, strategy)  # how adapters train, which dropout MC samples
+    check_supported(needs, settings.strategy)
     state: CampaignState = campaign.state.copy()
     r = len(state.rounds)
     seed = settings.seed
