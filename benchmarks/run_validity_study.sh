@@ -6,6 +6,9 @@
 #   benchmarks/run_validity_study.sh [OUTPUT] [SEED ...]       (default: runs/validity, seeds 0-4)
 #   JOBS=2 (default): runs side by side, one worker per core (activelora run --jobs).
 # Resumable: re-running continues every run after its last completed step.
+# The code is pinned: the first start copies the committed src/ of HEAD into OUTPUT/code
+# and the committed benchmarks/configs/validity.yaml (commit in OUTPUT/code/COMMIT) and every later seed and resume imports activelora from
+# there, so edits to the working tree during the hours it runs cannot mix into the study.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-runs/validity}
@@ -14,11 +17,24 @@ seeds=("$@")
 [ ${#seeds[@]} -gt 0 ] || seeds=(0 1 2 3 4)
 jobs=${JOBS:-2}
 mkdir -p "$out"
+if [ ! -f "$out/code/COMMIT" ]; then
+  rm -rf "$out/code" && mkdir -p "$out/code"
+  git archive HEAD src benchmarks/configs/validity.yaml | tar -x -C "$out/code"
+  git rev-parse HEAD > "$out/code/COMMIT"
+fi
+code=$(cd "$out/code" && pwd)
+export PYTHONPATH="$code/src${PYTHONPATH:+:$PYTHONPATH}"
+echo "$(date -u +%FT%TZ) code: commit $(cat "$out/code/COMMIT")" >> "$out/driver.log"
 for seed in "${seeds[@]}"; do
   echo "$(date -u +%FT%TZ) seed $seed: start" >> "$out/driver.log"
-  nice -n 10 .venv/bin/activelora run --quiet --config benchmarks/configs/validity.yaml \
-      --output "$out" --seed "$seed" --jobs "$jobs" >> "$out/driver.log" 2>&1 \
-    || echo "$(date -u +%FT%TZ) seed $seed: activelora run exited $?" >> "$out/driver.log"
+  # A run killed from outside (e.g. the kernel's OOM killer) resumes where it stopped: try again.
+  for attempt in 1 2 3; do
+    if nice -n 10 .venv/bin/activelora run --quiet --config "$code/benchmarks/configs/validity.yaml" \
+        --output "$out" --seed "$seed" --jobs "$jobs" >> "$out/driver.log" 2>&1; then
+      break
+    fi
+    echo "$(date -u +%FT%TZ) seed $seed: activelora run failed (attempt $attempt)" >> "$out/driver.log"
+  done
   .venv/bin/python benchmarks/validity_table.py "$out" --out "$out/validity_table" >> "$out/driver.log" 2>&1 || true
   echo "$(date -u +%FT%TZ) seed $seed: done" >> "$out/driver.log"
 done
