@@ -211,15 +211,18 @@ def merged_adapter(model):
 
     Only for deterministic passes: a merged layer skips its A-input dropout, so nothing is
     merged while some LoRA dropout samples masks, nor while the adapter is disabled (peft
-    would then unmerge by subtraction). peft's ``safe_merge`` writes ``W + ΔW`` into a new
-    tensor and leaves the original untouched; on exit that original tensor object is put
-    back, so the base weights are bit-identical afterwards. (peft's own ``unmerge``
-    subtracts ``ΔW`` again, which in floating point does not give ``W`` back exactly, and the
-    base-model score cache is keyed by those weights.)
+    would then unmerge by subtraction). ``W + ΔW`` is written into a new tensor (peft's
+    ``get_delta_weight``; layers with a LoRA variant or bias use peft's ``safe_merge``, which
+    does the same) and the original tensor is left untouched; on exit that original tensor
+    object is put back, so the base weights are bit-identical afterwards. (peft's own
+    ``unmerge`` subtracts ``ΔW`` again, which in floating point does not give ``W`` back
+    exactly, and the base-model score cache is keyed by those weights.)
     """
+    from peft.tuners.lora import Linear as LoraLinear
+
     layers = list(lora_layers(model))
     skip = any(getattr(layer, "disable_adapters", False) or layer.merged for layer in layers) or any(
-        isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in lora_dropout_modules(model))
+        m.training and getattr(m, "p", 0) > 0 for m in lora_dropout_modules(model))
     saved = []
     try:
         if not skip:
@@ -228,7 +231,19 @@ def merged_adapter(model):
                     base = layer.get_base_layer()
                     bias = getattr(base, "bias", None)
                     saved.append((layer, base, base.weight.data, None if bias is None else bias.data))
-                    layer.merge(safe_merge=True)
+                    names = [a for a in layer.active_adapters if a in layer.lora_A]
+                    plain = isinstance(layer, LoraLinear) and not any(
+                        a in layer.lora_variant or layer.lora_bias.get(a) for a in names)
+                    if not plain:  # peft's copy-then-add merge (it also checks for NaNs)
+                        layer.merge(safe_merge=True)
+                        continue
+                    # One out-of-place add per weight: peft's safe_merge would also clone
+                    # and scan for NaNs, several passes over every weight on each call.
+                    weight = base.weight.data
+                    for name in names:
+                        weight = weight + layer.get_delta_weight(name).to(weight.dtype)
+                        layer.merged_adapters.append(name)
+                    base.weight.data = weight
         yield model
     finally:
         for layer, base, weight, bias in reversed(saved):
