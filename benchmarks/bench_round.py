@@ -135,7 +135,8 @@ def _timed(name: str, fn) -> float:
     fn()
     seconds = time.perf_counter() - start
     CPU_TIMES[name] = time.process_time() - cpu
-    print(f"    {name}: {seconds:.1f} s wall, {CPU_TIMES[name]:.1f} s CPU", file=sys.stderr, flush=True)
+    print(f"    {os.environ.get('BENCH_ROUND_VERSION', '')} {name}: {seconds:.1f} s wall, {CPU_TIMES[name]:.1f} s CPU",
+          file=sys.stderr, flush=True)
     return seconds
 
 
@@ -216,7 +217,8 @@ def start_child(version: str, src: Path, scratch: Path, settings: list[str], thr
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(work / "result.json"), "--work",
                str(work), *[item for setting in settings for item in ("--set", setting)]]
     return {"version": version, "cache": cache, "work": work, "load_before": os.getloadavg()[0],
-            "started": time.perf_counter(), "process": subprocess.Popen(command, env=child_env(src, cache, threads))}
+            "started": time.perf_counter(),
+            "process": subprocess.Popen(command, env={**child_env(src, cache, threads), "BENCH_ROUND_VERSION": version})}
 
 
 def finish_child(child: dict) -> dict:

@@ -211,3 +211,14 @@ def test_plugin_modules_name_only_strategies_registered_outside_the_library():
 
     config = build_config(None, {"loop": {"strategies": ["random", "star", "test-raises"]}})
     assert parallel_runs.plugin_modules(config) == [RaisingStrategy.__module__]
+
+
+def test_longest_runs_are_handed_out_first_and_the_zero_shot_baseline_last(tmp_path):
+    from activelora.config import build_config
+    from activelora.loop import load_experiment_data, planned_runs
+
+    config = build_config(None, {"loop": {"strategies": ["random", "star", "entropy"], "pool_limit": 12,
+                                          "test_limit": 4, "probe_size": 2, "initial": 4}})
+    data = load_experiment_data(config)
+    tasks = parallel_runs.pending_tasks(config, data, tmp_path, planned_runs(config), restart=False)
+    assert [t.label() for t in tasks] == ["star seed 0", "entropy seed 0", "random seed 0", "zero-shot"]

@@ -1,9 +1,9 @@
 """Independent (strategy, seed) runs side by side in worker processes: ``activelora run --jobs N``.
 
 The parent process plans and checks everything a user can get wrong (strategy names, data,
-each run's saved config) before it starts a worker, then hands out one task at a time:
-the zero-shot baseline (when ``zero_shot.json`` is missing or stale) and every run not yet
-done. Each worker is a fresh *spawned* interpreter (forking a process that holds torch's
+each run's saved config) before it starts a worker, then hands out one task at a time to
+whichever worker is free: every run not yet done, the longest first, then the zero-shot
+baseline (when ``zero_shot.json`` is missing or stale). Each worker is a fresh *spawned* interpreter (forking a process that holds torch's
 thread pools is unsafe), which loads its own copy of the model once, takes
 ``cores // workers`` torch threads (and the same OpenMP/MKL limits) and, where GPUs are
 present, the GPU ``worker index mod GPUs``. A worker writes only the folder of the run it
@@ -269,17 +269,32 @@ class _Worker:
     finished: bool = False  # told to stop (or failed to start): its exit is expected
 
 
+def expected_cost(config: Config, strategy_name: str) -> int:
+    """A rough size of a run, to hand out the longest first: its rounds times the passes each
+    round makes (training and evaluation as one, plus one per pool-scoring pass)."""
+    from .strategies import get_strategy
+
+    needs = get_strategy(strategy_name, config.strategy).needs()
+    passes = (needs.mc_samples if needs.full_scores else 0) + (1 if needs.base_scores else 0)
+    return planned_rounds(config, strategy_name) * (1 + passes)
+
+
 def pending_tasks(config: Config, data: ExperimentData, output: Path, runs: list[tuple[str, int]], *,
                   restart: bool) -> list[Task]:
-    """The zero-shot baseline unless saved, then every run not done yet. Opening each run's
-    state here refuses a changed config (or, with ``restart``, starts that run over) before
-    any worker starts; the model is not needed for that."""
-    tasks = [] if saved_zero_shot(config, data, output) is not None else [Task()]
+    """Every run not done yet, the longest first, then the zero-shot baseline unless saved:
+    handed out in this order, the short tasks fill the time the long ones leave (with the
+    demo's star and random runs on two workers, the zero-shot baseline follows random).
+    Opening each run's state here refuses a changed config (or, with ``restart``, starts that
+    run over) before any worker starts; the model is not needed for that."""
+    tasks = []
     for strategy_name, seed in runs:
         run = ActiveLearningRun(config, strategy_name, seed, run_folder(output, strategy_name, seed), data,
                                 model=None, tokenizer=None, restart=restart, progress=False)
         if not run.state.done:
             tasks.append(Task(strategy_name, seed))
+    tasks.sort(key=lambda task: -expected_cost(config, task.strategy))  # stable: ties keep their order
+    if saved_zero_shot(config, data, output) is None:
+        tasks.append(Task())
     return tasks
 
 
