@@ -400,7 +400,8 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    header = (f"old {meta['old'][:12]} vs new {meta['new'][:20]}, {args.reps} reps, medians, {meta['when']}"
+    versions = f"old {meta['old'][:12]} vs new {meta['new'][:20]}" if args.phase == "round" else f"new {meta['new'][:20]}"
+    header = (f"{versions}, {args.reps} reps, medians, {meta['when']}"
               f"{', settings ' + ' '.join(args.settings) if args.settings else ''}\n\n")
     (OUT / f"bench_round-{args.phase}-{stamp}.json").write_text(json.dumps({**meta, **report}, indent=1))
     (OUT / f"bench_round-{args.phase}-{stamp}.md").write_text(header + table)
