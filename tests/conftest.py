@@ -7,6 +7,7 @@ other than LoRA's that wrongly switched on would change the outputs.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -78,7 +79,9 @@ def make_tiny_llama(tiny_llama_config, tiny_llama_state):
     from transformers import LlamaForCausalLM
 
     def make():
-        model = LlamaForCausalLM(tiny_llama_config)
+        # A copy of the config: a test that changes its model's config (e.g. attention dropout
+        # off) must not change the models later tests build.
+        model = LlamaForCausalLM(copy.deepcopy(tiny_llama_config))
         model.load_state_dict(tiny_llama_state)
         model.generation_config.pad_token_id = tiny_llama_config.pad_token_id
         return model.eval()

@@ -73,7 +73,9 @@ def test_min_max_edge_cases():
 
 
 def test_registry_names():
-    assert STRATEGIES.names() == ALL
+    # The library's own strategies; test modules may register plugins of their own (test_jobs).
+    builtin = [n for n in STRATEGIES.names() if STRATEGIES.get(n).__module__.startswith("activelora.")]
+    assert builtin == ALL
 
 
 def test_unknown_strategy_lists_valid():
