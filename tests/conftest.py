@@ -106,3 +106,13 @@ def fake_examples():
                      "hours, and how far in four and a half hours?", "180 km and 270 km, so 270"),
         Example("e", "Name a colour.", "blue"),
     ]
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
+    """The tiny LLaMA and the SmolLM2 tokenizer saved as a model folder, for commands that take
+    ``--model DIR`` (one per test module; a module may override it, as test_distributed_launch does)."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    make_tiny_llama().save_pretrained(folder)
+    smol_tokenizer.save_pretrained(folder)
+    return folder

@@ -117,14 +117,6 @@ def test_answer_calibration_against_ece_of_the_defined_ones():
 # ----------------------------------------------------------------------------- where it is recorded
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
-    folder = tmp_path_factory.mktemp("tiny-llama-answer")
-    make_tiny_llama().save_pretrained(folder)
-    smol_tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))

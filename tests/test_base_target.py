@@ -116,14 +116,6 @@ SMALL = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
-    folder = tmp_path_factory.mktemp("tiny-llama-base-target")
-    make_tiny_llama().save_pretrained(folder)
-    smol_tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("target, end", [("tuned", "generated"), ("own", "content"), ("own", "eos")])
 def test_loop_scores_the_base_term_on_the_chosen_answers(tmp_path, tiny_model_dir, target, end):
     from activelora.data.arith import generate_arith

@@ -18,14 +18,6 @@ TINY = ["--set", "train.epochs=1", "--set", "train.batch_size=4", "--set", "eval
         "--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]"]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
-    folder = tmp_path_factory.mktemp("tiny-llama-campaign")
-    make_tiny_llama().save_pretrained(folder)
-    smol_tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))

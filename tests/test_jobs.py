@@ -73,14 +73,6 @@ for _strategy in (RaisingStrategy, KilledStrategy):
         register(_strategy)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, make_tiny_llama, smol_tokenizer):
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    make_tiny_llama().save_pretrained(folder)
-    smol_tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
