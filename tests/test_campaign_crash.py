@@ -20,7 +20,7 @@ from activelora.campaign import Campaign
 from activelora.campaign.folder import PAUSE_ENV
 from activelora.cli import main
 
-from test_campaign import TINY, tiny_model_dir, write_jsonl  # noqa: F401 - fixture reused
+from test_campaign import TINY, write_jsonl
 
 CLI = [sys.executable, "-c", "import sys; from activelora.cli import main; sys.exit(main(sys.argv[1:]))"]
 

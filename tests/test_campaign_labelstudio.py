@@ -16,7 +16,7 @@ from activelora.campaign import Campaign
 from activelora.cli import main
 from labelstudio_server import migrated_template, server_from_template, unavailable
 
-from test_campaign import TINY, tiny_model_dir, write_jsonl  # noqa: F401 - fixture reused
+from test_campaign import TINY, write_jsonl
 
 
 @pytest.fixture(scope="session")
