@@ -23,24 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import t as student_t
 
+from activelora.paired import t_interval
 from activelora.report import curve, find_runs, labels_to_target, normalized_aulc
 
 REFERENCE = "random"
-
-
-def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
-    """Mean and 95% Student-t interval over seeds (None with fewer than 2 values)."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, None, None
-    half = student_t.ppf(0.975, len(values) - 1) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def fmt(mean: float, lo: float | None, hi: float | None, digits: int = 3) -> str:

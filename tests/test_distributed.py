@@ -182,3 +182,16 @@ def test_rank_failed_error_is_a_user_facing_error():
     from activelora.errors import ActiveLoraError
 
     assert isinstance(RankFailedError(1, "x"), ActiveLoraError)
+
+
+def test_a_cpu_launch_that_started_one_process_is_named():
+    """accelerate launch --cpu --num_processes 2 (no mpirun) runs the script once with a
+    rendezvous address and no WORLD_SIZE: that is warned about, never a real launch."""
+    from activelora.__main__ import single_cpu_launch_warning
+
+    one_of_two = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    assert "--multi_gpu --num_processes N" in single_cpu_launch_warning(one_of_two)
+    assert single_cpu_launch_warning({**one_of_two, "WORLD_SIZE": "2"}) is None  # a real launch
+    assert single_cpu_launch_warning({"ACCELERATE_USE_CPU": "True"}) is None  # --num_processes 1
+    assert single_cpu_launch_warning({"ACCELERATE_USE_CPU": "False", "MASTER_ADDR": "127.0.0.1"}) is None
+    assert single_cpu_launch_warning({}) is None  # no launcher

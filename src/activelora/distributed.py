@@ -87,11 +87,12 @@ class ProcessInfo:
         return self.world_size > 1
 
 
-def launched_world_size() -> int:
+def launched_world_size(environ=None) -> int:
     """How many processes the launcher started (``WORLD_SIZE`` from torchrun/accelerate)."""
+    environ = os.environ if environ is None else environ
     for name in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
-        if os.environ.get(name):
-            return int(os.environ[name])
+        if environ.get(name):
+            return int(environ[name])
     return 1
 
 

@@ -363,6 +363,7 @@ class ActiveLearningRun:
     def step_score(self, r: int) -> None:
         """Score the unlabelled pool for the next selection and keep the scores on disk."""
         self._ensure_adapter(r)
+        started = time.time()
         ids = self.unlabeled_ids()
         examples = [self.pool_by_id[i] for i in ids]
         needs = self.needs
@@ -387,6 +388,7 @@ class ActiveLearningRun:
         if needs.hidden_states and "embeddings" not in out:
             scored = self._score(examples, base=False, mc_samples=1, r=r, hidden=True, label="embed pool")
             out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
+        out["seconds"] = round(time.time() - started, 2)  # where a round's time goes (with train.json, metrics)
         atomic_write_json(round_dir(self.run_dir, r) / "pool_scores.json", out)
         self.state.set_phase("score")
 

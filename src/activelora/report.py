@@ -28,6 +28,14 @@ def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dic
     is labelled ``<folder name>:<strategy>`` there, so that two experiments that both ran
     (say) ``random`` with seed 0 can be compared side by side.
     """
+    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    for label, seed, rows, _ in locate_runs(directories):
+        runs[label][seed] = rows
+    return dict(runs)
+
+
+def locate_runs(directories: Iterable[str | Path]) -> list[tuple[str, int, list[dict], Path]]:
+    """``(label, seed, metrics rows, run folder)`` of every run, labelled as :func:`find_runs`."""
     found: list[tuple[Path, str, int, list[dict], Path]] = []
     for directory in directories:
         directory = Path(directory)
@@ -45,13 +53,14 @@ def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dic
     folders_of: dict[str, set[Path]] = defaultdict(set)
     for directory, strategy, _, _, _ in found:
         folders_of[strategy].add(directory.resolve())
-    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    located, seen = [], set()
     for directory, strategy, seed, rows, path in found:
         label = strategy if len(folders_of[strategy]) == 1 else f"{directory.resolve().name}:{strategy}"
-        if seed in runs[label]:
+        if (label, seed) in seen:
             raise DataError(f"{path}: a second run of strategy {strategy!r} seed {seed}")
-        runs[label][seed] = rows
-    return dict(runs)
+        seen.add((label, seed))
+        located.append((label, seed, rows, path.parent))
+    return located
 
 
 def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
@@ -132,6 +141,78 @@ def summarize(runs: dict[str, dict[int, list[dict]]], target: float | None = Non
     return {"target_accuracy": target, "strategies": strategies}
 
 
+REFERENCE = "random"
+
+
+def paired_against_reference(located: list[tuple[str, int, list[dict], Path]],
+                             reference: str = REFERENCE) -> dict[str, dict]:
+    """Each strategy against ``reference`` on the seeds both ran (same initial labels and
+    test set), over the rounds both reached: per-seed differences of the normalised AULC and
+    of final accuracy, their mean and 95% t-interval, and the final round's test problems
+    that only one of the two solved (McNemar's exact test per seed; :mod:`activelora.paired`).
+    """
+    from .paired import discordance, read_correct, t_interval
+
+    by_label: dict[str, dict[int, tuple[list[dict], Path]]] = defaultdict(dict)
+    for label, seed, rows, folder in located:
+        by_label[label][seed] = (rows, folder)
+    if reference not in by_label:
+        return {}
+    out = {}
+    for label, seeds in sorted(by_label.items()):
+        if label == reference:
+            continue
+        per_seed = []
+        for seed in sorted(set(seeds) & set(by_label[reference])):
+            (rows, folder), (ref_rows, ref_folder) = seeds[seed], by_label[reference][seed]
+            rounds = min(len(rows), len(ref_rows))
+            if rounds == 0:
+                continue
+            rows, ref_rows = rows[:rounds], ref_rows[:rounds]
+            last = rows[-1]["round"]
+            pred, ref_pred = (f / f"round-{last}" / "predictions.jsonl" for f in (folder, ref_folder))
+            counts = discordance(read_correct(pred), read_correct(ref_pred)) if pred.is_file() and ref_pred.is_file() else None
+            aulc = normalized_aulc([(r["labeled"], r["accuracy"], None) for r in rows])
+            ref_aulc = normalized_aulc([(r["labeled"], r["accuracy"], None) for r in ref_rows])
+            per_seed.append({"seed": seed, "labels": rows[-1]["labeled"], "diff_aulc": aulc - ref_aulc,
+                             "diff_final": rows[-1]["accuracy"] - ref_rows[-1]["accuracy"],
+                             "n_test": rows[-1].get("n_test") or (counts.n if counts else None),
+                             "only_strategy": counts.only_strategy if counts else None,
+                             "only_reference": counts.only_reference if counts else None,
+                             "mcnemar_p": counts.p_value if counts else None})
+        if per_seed:
+            out[label] = {"seeds": per_seed, "diff_aulc": t_interval([x["diff_aulc"] for x in per_seed]),
+                          "diff_final": t_interval([x["diff_final"] for x in per_seed])}
+    return out
+
+
+def paired_sentences(paired: dict[str, dict], reference: str = REFERENCE) -> list[str]:
+    """One plain sentence per strategy: is it ahead of, behind, or not distinguishable from
+    the reference, on what evidence, and how many test problems the difference is."""
+    lines = []
+    for label, info in paired.items():
+        seeds = info["seeds"]
+        mean, lo, hi = info["diff_aulc"]
+        n_test = seeds[0]["n_test"]
+        if lo is not None:
+            verdict = ("ahead of" if lo > 0 else "behind" if hi < 0 else "not distinguishable from")
+            evidence = (f"paired AULC difference {mean:+.3f} (95% interval {lo:+.3f} to {hi:+.3f} over "
+                        f"{len(seeds)} seeds)")
+        else:
+            seed = seeds[0]
+            p = seed["mcnemar_p"]
+            verdict = ("not distinguishable from" if p is None or p >= 0.05
+                       else "ahead of" if seed["only_strategy"] > seed["only_reference"] else "behind")
+            evidence = (f"one seed, so no interval: AULC difference {mean:+.3f}; at {seed['labels']} labels "
+                        + (f"it solved {seed['only_strategy']} test problems {reference} missed and missed "
+                           f"{seed['only_reference']} that {reference} solved (McNemar p = {p:.2f})"
+                           if p is not None else "no predictions to pair"))
+        size = (f" Its final accuracy differs by {info['diff_final'][0] * n_test:+.1f} of {n_test} test problems"
+                f"{' (mean over seeds)' if len(seeds) > 1 else ''}." if n_test else "")
+        lines.append(f"- **{label}** is {verdict} {reference} here: {evidence}.{size}")
+    return lines
+
+
 def _fmt(mean: float | None, std: float | None) -> str:
     if mean is None:
         return "–"
@@ -162,9 +243,17 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
     from .composition import composition_curves, composition_tables, queried_means
     from .probes.plots import plot_round_curves
 
-    runs = find_runs(directories)
+    located = locate_runs(directories)
+    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
+    for label, seed, rows, _ in located:
+        runs[label][seed] = rows
     summary = summarize(runs, target)
     table = markdown_table(runs, summary)
+    paired = paired_against_reference(located)
+    if paired:
+        summary["paired_against_random"] = paired
+        table += ("\nAgainst random, paired by seed (same initial labels, same test problems):\n\n"
+                  + "\n".join(paired_sentences(paired)) + "\n")
     zero_shot = find_zero_shot(directories)
     if zero_shot:
         summary["zero_shot_accuracy"] = zero_shot

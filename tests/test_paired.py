@@ -1,0 +1,78 @@
+"""Paired comparisons against random: McNemar's exact test and the t-interval against
+independent float64 references (scipy), and the report's sentence on real run folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from activelora.paired import discordance, mcnemar_exact, t_interval
+from activelora.report import compare
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 60))
+def test_mcnemar_matches_scipy_binomial_test(b, c):
+    reference = 1.0 if b + c == 0 else stats.binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+    assert mcnemar_exact(b, c) == pytest.approx(reference, rel=1e-9, abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1, 1), min_size=2, max_size=12))
+def test_t_interval_matches_scipy(values):
+    mean, lo, hi = t_interval(values)
+    x = np.asarray(values, dtype=np.float64)
+    ref_lo, ref_hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x)) if x.std() > 0 else (x.mean(), x.mean())
+    assert mean == pytest.approx(x.mean(), abs=1e-12)
+    assert (lo, hi) == (pytest.approx(ref_lo, abs=1e-9), pytest.approx(ref_hi, abs=1e-9))
+
+
+def test_one_value_has_no_interval():
+    assert t_interval([0.25]) == (0.25, None, None)
+
+
+def test_discordance_counts_only_shared_ids():
+    counts = discordance({"a": True, "b": True, "c": False, "x": True}, {"a": True, "b": False, "c": True, "y": True})
+    assert (counts.only_strategy, counts.only_reference, counts.both, counts.n) == (1, 1, 1, 3)
+
+
+def write_run(root, strategy, seed, accuracies, correct_last):
+    """A run folder as the loop writes it: metrics.jsonl and the last round's predictions."""
+    folder = root / strategy / f"seed-{seed}"
+    rows = [{"round": r, "labeled": 32 * (r + 1), "accuracy": a, "n_test": len(correct_last),
+             "strategy": strategy, "seed": seed} for r, a in enumerate(accuracies)]
+    last = folder / f"round-{len(rows) - 1}"
+    last.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (last / "predictions.jsonl").write_text("".join(
+        json.dumps({"id": f"t{i}", "correct": c}) + "\n" for i, c in enumerate(correct_last)))
+
+
+def test_one_seed_sentence_names_the_discordant_problems(tmp_path):
+    n = 40
+    ref = [i < 10 for i in range(n)]  # random solves t0-t9
+    star = [i < 4 or 10 <= i < 12 for i in range(n)]  # star solves t0-t3 and t10-t11
+    write_run(tmp_path, "random", 0, [0.1, 10 / n], ref)
+    write_run(tmp_path, "star", 0, [0.1, 6 / n], star)
+    summary, table = compare([tmp_path])
+    seed = summary["paired_against_random"]["star"]["seeds"][0]
+    assert (seed["only_strategy"], seed["only_reference"]) == (2, 6)
+    assert seed["mcnemar_p"] == pytest.approx(stats.binomtest(2, 8, 0.5).pvalue)
+    assert "**star** is not distinguishable from random" in table
+    assert "-4.0 of 40 test problems" in table
+
+
+def test_several_seeds_give_an_interval_and_a_direction(tmp_path):
+    n = 20
+    for seed, (r_acc, s_acc) in enumerate([(0.10, 0.30), (0.15, 0.35), (0.12, 0.30)]):
+        write_run(tmp_path, "random", seed, [0.05, r_acc], [i < round(r_acc * n) for i in range(n)])
+        write_run(tmp_path, "star", seed, [0.05, s_acc], [i < round(s_acc * n) for i in range(n)])
+    summary, table = compare([tmp_path])
+    mean, lo, hi = summary["paired_against_random"]["star"]["diff_aulc"]
+    assert lo > 0 and mean == pytest.approx(np.mean([0.1, 0.1, 0.09]))
+    assert "**star** is ahead of random" in table and "over 3 seeds" in table
