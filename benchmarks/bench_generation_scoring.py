@@ -47,6 +47,11 @@ def load(args):
 
     model, tokenizer = load_model("smollm2-135m")
     model = attach_lora(model, LoraSection(lora_dropout=args.dropout), seed=0)
+    if args.adapter:  # a trained adapter (e.g. a run's round-0/adapter): realistic answer lengths
+        from activelora.models.lora import load_adapter_weights
+
+        load_adapter_weights(model, args.adapter)
+        return model.eval(), tokenizer
     # A trained adapter has non-zero B; small random values keep the answers sensible.
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -136,6 +141,7 @@ def main() -> None:
     parser.add_argument("--eval-batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[32, 64])
     parser.add_argument("--score-batch", type=int, default=16, help="score.batch_size (the default 16)")
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--adapter", help="a saved adapter folder (default LoRA r=16) instead of a random one")
     parser.add_argument("--parts", default="evaluate,score")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--profile", choices=["evaluate", "score"], default=None)

@@ -14,7 +14,7 @@ from . import common
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_data_args(parser)
     common.add_model_args(parser)
-    parser.add_argument("--batch-size", type=common.positive_int, help="generation batch (default 32)")
+    parser.add_argument("--batch-size", type=common.positive_int, help="generation batch (default 64)")
     parser.add_argument("--max-new-tokens", type=common.positive_int, help="default: the task's own")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     common.add_config_args(parser)

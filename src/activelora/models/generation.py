@@ -214,10 +214,15 @@ def _plain_greedy(model) -> bool:
     return True
 
 
-def _accepts_logits_to_keep(model) -> bool:
-    """Whether the (unwrapped) model can compute logits at the last position only."""
+def _step_kwargs(model, cache) -> dict:
+    """The forward's keyword for the KV cache (``cache`` in recent transformers, formerly
+    ``past_key_values``) and, where the model has it, logits at the last position only."""
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    accepted = inspect.signature(inner.forward).parameters
+    kwargs = {"cache" if "cache" in accepted else "past_key_values": cache, "use_cache": True}
+    if "logits_to_keep" in accepted:
+        kwargs["logits_to_keep"] = 1
+    return kwargs
 
 
 def _eos_ids(model, tokenizer) -> set[int]:
@@ -255,12 +260,12 @@ def _greedy_dropping_finished(model, tokenizer, input_ids: torch.Tensor, attenti
     sequences, mask = input_ids, attention_mask
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate() does
     cache = DynamicCache(config=model.config)
-    last_only = {"logits_to_keep": 1} if _accepts_logits_to_keep(model) else {}
+    step_kwargs = _step_kwargs(model, cache)
     step_input, step_positions = input_ids, positions
     steps = 0
     for step in range(max_new_tokens):
         logits = model(input_ids=step_input, attention_mask=mask, position_ids=step_positions,
-                       past_key_values=cache, use_cache=True, **last_only).logits[:, -1, :]
+                       **step_kwargs).logits[:, -1, :]
         chosen, logprob, value = recorder.step(logits)
         out[live, step] = chosen
         logprobs[live.cpu(), step] = logprob.cpu()
