@@ -254,8 +254,6 @@ def test_init_errors_are_one_line(tmp_path, pool_file, dev_file, tiny_model_dir,
         (["campaign", "init", str(tmp_path / "x"), "--pool", str(pool_file), "--strategy", "nope"], "nope"),
         (["campaign", "init", str(tmp_path / "x"), "--pool", str(pool_file), "--dev", str(pool_file)], "missing field 'answer'"),
         (["campaign", "init", str(tmp_path / "x"), "--pool", str(pool_file), "--stop-set", "99"], "--stop-set"),
-        (["campaign", "init", str(tmp_path / "x"), "--pool", str(pool_file), "--set", "strategy.base_target=tuned"],
-         "not available in a campaign yet"),
         (["campaign", "next", str(tmp_path / "nothing")], "not a campaign folder"),
         (["campaign", "import", str(taken)], "give either FILE or --labelstudio"),
     ]

@@ -28,20 +28,20 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from .config import Config
 from .data.example import Example
-from .distributed import check_agreement, is_main_process, main_only, map_sharded, open_mirrored, process_info
+from .distributed import check_agreement, is_main_process, main_only, open_mirrored, process_info
 from .errors import ConfigError, PoolExhaustedError, RunStateError
 from .evaluation import EvalResult
-from .models.lora import load_adapter_weights, reset_lora, save_adapter, set_lora_dropout_rate
+from .models.lora import load_adapter_weights, reset_lora, save_adapter
 from .oracle import Oracle, SimulatedOracle
+from .pool_scoring import PoolScorer, run_seed
 from .probes import calibration_report, gap_report
 from .probes.answer_confidence import answer_calibration, answer_confidences
 from .rundir import RunState, atomic_write_json, atomic_write_text, read_jsonl
-from .sharded import evaluate_sharded, score_sharded
+from .sharded import evaluate_sharded
 from .tracking import RunTracker
 from .strategies import Needs, PoolView, Strategy, get_strategy
 from .strategies.regime import TrainingRegime, decide_regime
@@ -69,11 +69,6 @@ def round_dir(run_dir: Path, r: int) -> Path:
     return run_dir / f"round-{r}"
 
 
-def run_seed(seed: int, r: int, salt: int = 0) -> int:
-    """A distinct, reproducible torch seed per (run seed, round, purpose)."""
-    return (seed * 1_000_003 + r * 1_009 + salt) % (2**31)
-
-
 class ActiveLearningRun:
     """One strategy with one seed, in its own run directory, on a shared loaded model."""
 
@@ -94,6 +89,8 @@ class ActiveLearningRun:
         self.oracle = oracle or SimulatedOracle(data.pool)
         self.progress = progress
         self.tracker = tracker or RunTracker.off()  # --report-to: losses and round metrics
+        self.scorer = PoolScorer(model, tokenizer, data.task, config, self.needs, self.regime, seed,
+                                 strategy_name, progress=progress)
         self.pool_by_id = {ex.id: ex for ex in data.pool}
         self._adapter_round: int | None = None  # which round's adapter the model holds now
         self._answer_tokens = None  # example -> gold answer length in tokens, built on first use
@@ -216,34 +213,9 @@ class ActiveLearningRun:
             return 1.0
         return float(json.loads(path.read_text()).get("temperature") or 1.0)
 
-    def _score(self, examples: Sequence[Example], *, base: bool, mc_samples: int, r: int,
-               hidden: bool = False, label: str = "score", temperature: float = 1.0,
-               measure: str | None = None, normalize: bool | None = None, generations=None):
-        from .uncertainty.measures import get_measure
-
-        measure = measure or self.needs.measure or self.config.strategy.measure
-        # MC passes sample the dropout the adapter trained with (decide_regime), never another;
-        # vote's K samples are generated answers and sample no dropout.
-        passes = 1 if base or get_measure(measure).needs_sampled_answers else mc_samples
-        self.regime.check_scoring(passes, f"strategy {self.strategy_name!r}")
-        set_lora_dropout_rate(self.model, self.regime.mc_dropout_rate)
-        torch.manual_seed(run_seed(self.seed, r, salt=3 if not base else 4))
-        sc = self.config.score
-        return score_sharded(  # each process of a launch scores its share (activelora.sharded)
-            self.model, self.tokenizer, self.data.task, list(examples),
-            measure=measure, target="generated",
-            temperature=temperature,
-            mc_samples=mc_samples, normalize=sc.normalize if normalize is None else normalize,
-            batch_size=sc.batch_size,
-            max_new_tokens=sc.max_new_tokens, chat_template=self.config.model.chat_template,
-            base=base, cache=base, progress=f"round {r} {label}" if self.progress else False,
-            # The base model's scores are a fixed function of the example: one seed for all
-            # rounds keeps its on-disk cache hitting.
-            seed=0 if base else run_seed(self.seed, r, salt=5), return_hidden=hidden,
-            generations=generations,
-            # Greedy answers are decoded in the evaluation's (wider) batches.
-            generation_batch_size=max(sc.batch_size, self.config.eval.batch_size),
-        )
+    def _score(self, examples: Sequence[Example], **kwargs):
+        """One scorer call with this run's needs, regime and seeds (:meth:`PoolScorer.score`)."""
+        return self.scorer.score(examples, **kwargs)
 
     def _reusable_answers(self, result: EvalResult):
         """The evaluated greedy answers, for a scorer of the same model, when evaluation and
@@ -366,73 +338,10 @@ class ActiveLearningRun:
         started = time.time()
         ids = self.unlabeled_ids()
         examples = [self.pool_by_id[i] for i in ids]
-        needs = self.needs
-        out = {"ids": ids}
-        tuned, own = self.scored_answers(examples, r)
-        if needs.full_scores:
-            from .uncertainty.measures import get_measure
-
-            sampled = get_measure(needs.measure).needs_sampled_answers  # vote scores its own samples
-            scored = self._score(examples, base=False, mc_samples=needs.mc_samples, r=r,
-                                 hidden=needs.hidden_states, label="score pool", temperature=self.temperature(r),
-                                 normalize=needs.normalize, generations=None if sampled else tuned)
-            out["full_scores"] = [s.score for s in scored]
-            out["full_samples"] = [s.samples for s in scored]
-            if needs.hidden_states:
-                out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
-        if needs.base_scores:
-            base = self._score(examples, base=True, mc_samples=1, r=r, label="score base",
-                               measure=needs.resolved_base_measure(), normalize=needs.base_normalize,
-                               generations=tuned if needs.base_target == "tuned" else own)
-            out["base_scores"] = [s.score for s in base]
-        if needs.hidden_states and "embeddings" not in out:
-            scored = self._score(examples, base=False, mc_samples=1, r=r, hidden=True, label="embed pool")
-            out["embeddings"] = [list(map(float, s.hidden)) for s in scored]
+        out = {"ids": ids, **self.scorer.strategy_inputs(examples, r, temperature=self.temperature(r))}
         out["seconds"] = round(time.time() - started, 2)  # where a round's time goes (with train.json, metrics)
         atomic_write_json(round_dir(self.run_dir, r) / "pool_scores.json", out)
         self.state.set_phase("score")
-
-    def scored_answers(self, examples: Sequence[Example], r: int) -> tuple[list | None, list | None]:
-        """``(tuned, own)``: the answers the two terms score when the strategy's settings need
-        them given (:mod:`~activelora.strategies.scored_answers`); None = the scorer generates
-        each model's own greedy answer with its end marker, as before.
-
-        ``tuned``: the tuned model's greedy answers, wanted for ``base_target=tuned`` (both
-        terms then score these ids) or an ``answer_end`` other than ``generated``. ``own``:
-        the base model's greedy answers, wanted only for such an end with ``base_target=own``.
-        """
-        from .models.generation import generate
-        from .models.lora import adapter_disabled
-        from .models.text import encode_prompt
-        from .strategies.scored_answers import rescored
-
-        needs = self.needs
-        content = needs.answer_end != "generated"  # content or eos: every answer re-ended
-        want_tuned = needs.base_scores and needs.base_target == "tuned" or (content and needs.full_scores)
-        want_own = needs.base_scores and needs.base_target == "own" and content
-        if not (want_tuned or want_own):
-            return None, None
-        task, sc = self.data.task, self.config.score
-
-        def answers(label: str) -> list:
-            def share_answers(share: list[Example]) -> list:  # under a launch: this process's share
-                prompts = [encode_prompt(self.tokenizer, task.prompt(ex), self.config.model.chat_template)
-                           for ex in share]
-                gens = generate(self.model, self.tokenizer, prompts,
-                                max_new_tokens=sc.max_new_tokens or task.max_new_tokens,
-                                stop_strings=task.stop_strings, batch_size=sc.batch_size,
-                                progress=f"round {r} {label}" if self.progress else False)
-                return [rescored(self.tokenizer, g, needs.answer_end) for g in gens]
-
-            return map_sharded(share_answers, list(examples), what=f"round {r} {label}")
-
-        self.model.eval()  # greedy answers: no dropout
-        tuned = answers("answers") if want_tuned else None
-        own = None
-        if want_own:
-            with adapter_disabled(self.model):
-                own = answers("base answers")
-        return tuned, own
 
     def _load_pool_view(self, r: int, rng: np.random.Generator) -> PoolView:
         saved = json.loads((round_dir(self.run_dir, r) / "pool_scores.json").read_text())

@@ -29,71 +29,34 @@ from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
 from ..config import Config
 from ..data.example import Example
 from ..data.tasks import get_task
 from ..evaluation import evaluate
-from ..loop import run_seed
 from ..models.generation import generate
-from ..models.lora import reset_lora, save_adapter, set_lora_dropout_rate
+from ..models.lora import reset_lora, save_adapter
 from ..models.text import encode_prompt
+from ..pool_scoring import PoolScorer, run_seed
 from ..rundir import atomic_write_json, atomic_write_text
 from ..strategies import Needs, PoolView, get_strategy
 from ..strategies.regime import TrainingRegime, decide_regime
 from ..training import train_lora
-from ..uncertainty import score_pool
 from .folder import Campaign, pause_point
 from .state import CampaignState, now
 from .stopping import cohen_kappa
-from .workflow import check_supported
 
 log = logging.getLogger(__name__)
 
 BATCH_CSV_COLUMNS = ("id", "question", "suggestion", "score", "answer", "skip")
 def strategy_inputs(model, tokenizer, task, examples: Sequence[Example], needs: Needs, regime: TrainingRegime,
-                    config: Config, *, seed: int, r: int, progress: bool) -> dict[str, np.ndarray]:
-    """What ``needs`` asks for, for ``examples``: the arrays of a :class:`PoolView`.
-
-    Computed as the loop's score step (:meth:`activelora.loop.ActiveLearningRun.step_score`)
-    computes them: the full model's scores with ``needs.mc_samples`` passes sampling only the
-    dropout the adapter trained with (``regime``), the base model's scores with one pass, its
-    own measure and the on-disk cache, and mean-pooled hidden states for the diversity step.
-    """
-    from ..uncertainty.measures import get_measure
-
-    sc = config.score
-
-    def score(*, base: bool, mc_samples: int, hidden: bool, label: str, measure: str | None = None,
-              normalize: bool | None = None):
-        measure = measure or needs.measure or config.strategy.measure
-        passes = 1 if base or get_measure(measure).needs_sampled_answers else mc_samples
-        regime.check_scoring(passes, f"strategy {needs.measure!r}")
-        set_lora_dropout_rate(model, regime.mc_dropout_rate)
-        torch.manual_seed(run_seed(seed, r, salt=4 if base else 3))
-        return score_pool(
-            model, tokenizer, task, list(examples), measure=measure, target="generated", mc_samples=mc_samples,
-            normalize=sc.normalize if normalize is None else normalize, batch_size=sc.batch_size,
-            max_new_tokens=sc.max_new_tokens, chat_template=config.model.chat_template, base=base, cache=base,
-            progress=f"round {r} {label}" if progress else False,
-            seed=0 if base else run_seed(seed, r, salt=5), return_hidden=hidden)
-
-    arrays: dict[str, np.ndarray] = {}
-    if needs.full_scores:
-        scored = score(base=False, mc_samples=needs.mc_samples, hidden=needs.hidden_states, label="score pool",
-                       normalize=needs.normalize)
-        arrays["full_scores"] = np.asarray([s.score for s in scored], dtype=np.float64)
-        if needs.hidden_states:
-            arrays["embeddings"] = np.stack([np.asarray(s.hidden, dtype=np.float64) for s in scored])
-    if needs.base_scores:
-        base = score(base=True, mc_samples=1, hidden=False, label="score base",
-                     measure=needs.resolved_base_measure(), normalize=needs.base_normalize)
-        arrays["base_scores"] = np.asarray([s.score for s in base], dtype=np.float64)
-    if needs.hidden_states and "embeddings" not in arrays:
-        scored = score(base=False, mc_samples=1, hidden=True, label="embed pool")
-        arrays["embeddings"] = np.stack([np.asarray(s.hidden, dtype=np.float64) for s in scored])
-    return arrays
+                    config: Config, *, seed: int, r: int, progress: bool, strategy_name: str) -> dict[str, np.ndarray]:
+    """What ``needs`` asks for, for ``examples``: the arrays of a :class:`PoolView`, computed
+    by the loop's own scorer (:meth:`activelora.pool_scoring.PoolScorer.strategy_inputs`)."""
+    scorer = PoolScorer(model, tokenizer, task, config, needs, regime, seed, strategy_name, progress=progress)
+    lists = scorer.strategy_inputs(examples, r)
+    return {key: np.asarray(lists[key], dtype=np.float64)
+            for key in ("full_scores", "base_scores", "embeddings") if key in lists}
 
 
 def greedy_answers(model, tokenizer, task, examples: Sequence[Example], config: Config, *,
@@ -132,7 +95,6 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
     strategy = get_strategy(settings.strategy, config.strategy)
     needs = strategy.needs()
     regime = decide_regime(config, strategy)  # how adapters train, which dropout MC samples
-    check_supported(needs, settings.strategy)
     state: CampaignState = campaign.state.copy()
     r = len(state.rounds)
     seed = settings.seed
@@ -195,7 +157,8 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
     else:
         t = sum(1 for record in state.rounds if not record.get("initial"))
         by_id = [pool_by_id[i] for i in candidates]
-        arrays = strategy_inputs(model, tokenizer, task, by_id, needs, regime, config, seed=seed, r=r, progress=progress)
+        arrays = strategy_inputs(model, tokenizer, task, by_id, needs, regime, config, seed=seed, r=r,
+                                 progress=progress, strategy_name=settings.strategy)
         selection = strategy.select(PoolView(ids=candidates, rng=rng, round_index=t, **arrays), n)
         ids, scores, info = selection.ids, selection.scores, dict(selection.info)
     model.eval()

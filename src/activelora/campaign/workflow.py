@@ -44,7 +44,6 @@ def init_campaign(folder: str | Path, *, pool_file: str, config: Config, task: s
         raise ConfigError(f"--strategy {strategy}: labels the whole pool at once; a campaign asks for "
                           "batches (use random for a random order)")
     decide_regime(config, chosen)  # refuses MC dropout passes an adapter would not train with
-    check_supported(needs, strategy)
     if config.score.temperature_scaling:
         raise ConfigError("score.temperature_scaling: needs a labelled probe set, which a campaign does not have")
     if batch_size <= 0:
@@ -82,18 +81,6 @@ def init_campaign(folder: str | Path, *, pool_file: str, config: Config, task: s
         dev_source=str(Path(dev_file).absolute()) if dev_file else None, created=now(),
     )
     return Campaign.create(folder, settings, pool, dev)
-
-
-def check_supported(needs, strategy_name: str) -> None:
-    """Refuse strategy settings whose inputs :func:`~activelora.campaign.round.strategy_inputs`
-    does not compute as the loop does (the base term scored on the tuned model's answers, or
-    re-ended answers), rather than select with other scores without saying so."""
-    unsupported = [f"strategy.{name}={value}" for name, value, default in (
-        ("base_target", needs.base_target, "own"), ("answer_end", needs.answer_end, "generated"))
-        if value != default]
-    if unsupported:
-        raise ConfigError(f"strategy {strategy_name!r} with {', '.join(unsupported)}: not available in a "
-                          "campaign yet (use the default)")
 
 
 def load_campaign_model(campaign: Campaign):
