@@ -110,8 +110,9 @@ def test_needs():
     assert get_strategy("entropy", cfg).needs() == Needs(full_scores=True, measure="entropy")
     assert get_strategy("bald", cfg).needs() == Needs(full_scores=True, mc_samples=4, measure="bald")
     star = get_strategy("star", cfg).needs()
+    # The base term by default: on the tuned model's answer, averaged per token (config.py).
     assert star == Needs(full_scores=True, base_scores=True, mc_samples=4, measure="pe",
-                         hybrid_regularization=True, b_l2=True)
+                         hybrid_regularization=True, b_l2=True, base_target="tuned", base_normalize=True)
     assert get_strategy("star-no-mc", cfg).needs().mc_samples == 1
     assert get_strategy("star-no-l2", cfg).needs().b_l2 is False
     assert get_strategy("star", StrategyConfig(b_l2=False)).needs().b_l2 is False
