@@ -229,7 +229,7 @@ class StrategyConfig:
 class LoopConfig:
     strategies: list[str] = field(default_factory=lambda: ["random", "star"])
     seeds: list[int] = field(default_factory=lambda: [0])
-    # The defaults are the embedded demo: about 21 minutes on 2 CPU cores for random + star
+    # The defaults are the embedded demo: about 11 minutes on 2 CPU cores for random + star
     # (measured: docs/results.md); 32 -> 96 labels is where arith accuracy starts to climb.
     initial: int = 32  # initial labelled set (round 0), random and seeded
     query_size: int = 32  # labels bought per round
