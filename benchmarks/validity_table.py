@@ -12,6 +12,8 @@ run has; ``--rounds`` smaller uses partial results, every curve cut at the same 
 * the paired difference against ``random`` (same seed = same initial labels and test set):
   AULC and final accuracy, per seed, their mean and 95% t-interval, and the mean final
   difference in test problems (difference x test-set size);
+* per seed, the last round's test problems that only the strategy or only random solved,
+  with McNemar's exact p (``activelora.paired``): the only test a single seed allows;
 * the labels the strategy's mean curve needs to reach random's final mean accuracy
   (``report.labels_to_target``; "not reached" when it never does).
 
@@ -27,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from activelora.paired import t_interval
-from activelora.report import curve, find_runs, labels_to_target, normalized_aulc
+from activelora.paired import discordance, read_correct, t_interval
+from activelora.report import curve, find_runs, labels_to_target, locate_runs, normalized_aulc
 
 REFERENCE = "random"
 
@@ -58,6 +60,7 @@ def main() -> None:
     parser.add_argument("--out", help="output path without suffix (default: <first dir>/validity_table)")
     args = parser.parse_args()
     runs = find_runs(args.dirs)
+    folders = {(label, seed): folder for label, seed, _, folder in locate_runs(args.dirs)}
     most = max(len(rows) for seeds in runs.values() for rows in seeds.values())
     rounds = args.rounds or most
     cut = {s: {seed: rows for seed, rows in ((seed, truncated(rows, rounds)) for seed, rows in seeds.items())
@@ -93,6 +96,14 @@ def main() -> None:
             info["diff_final_per_seed"] = dict(zip(paired, d_final))
             info["diff_final"] = t_interval(d_final)
             info["diff_final_problems"] = float(np.mean([d * seeds[s][-1]["n_test"] for d, s in zip(d_final, paired)]))
+            # Per seed, the last round's test problems only one of the two solved (McNemar).
+            last = f"round-{rounds - 1}/predictions.jsonl"
+            info["last_round_discordance"] = {}
+            for s in paired:
+                mine, theirs = folders[(name, s)] / last, folders[(REFERENCE, s)] / last
+                if mine.is_file() and theirs.is_file():
+                    d = discordance(read_correct(mine), read_correct(theirs))
+                    info["last_round_discordance"][s] = [d.only_strategy, d.only_reference, d.p_value]
         result["strategies"][name] = info
 
     lines = [f"Rounds used: {rounds} (labels {', '.join(str(x) for x in (ref_curve and [p[0] for p in ref_curve]) or [])}); "
@@ -106,10 +117,19 @@ def main() -> None:
             + (f"{fmt(*info['diff_aulc'], digits=3)} | {fmt(*info['diff_final'])} | {info['diff_final_problems']:+.1f} | "
                if "diff_aulc" in info else "– | – | – | ")
             + f"{reach if reach is not None else 'not reached'} |")
-    lines += ["", "Per-seed AULC (paired ΔAULC vs random):", ""]
+    lines += ["", "Per-seed AULC (paired ΔAULC vs random; at the last round, the test problems only the strategy solved (+) and only random solved (−)):", ""]
     for name, info in result["strategies"].items():
-        per = ", ".join(f"s{s}: {v:.3f}" + (f" ({info['diff_aulc_per_seed'][s]:+.3f})" if s in info.get("diff_aulc_per_seed", {}) else "")
-                        for s, v in sorted(info["aulc_per_seed"].items()))
+        def seed_text(s, v):
+            text = f"s{s}: {v:.3f}"
+            if s in info.get("diff_aulc_per_seed", {}):
+                text += f" ({info['diff_aulc_per_seed'][s]:+.3f}"
+                if s in info.get("last_round_discordance", {}):
+                    b, c, p = info["last_round_discordance"][s]
+                    text += f"; last round +{b}/−{c} test problems, McNemar p = {p:.2f}"
+                text += ")"
+            return text
+
+        per = ", ".join(seed_text(s, v) for s, v in sorted(info["aulc_per_seed"].items()))
         lines.append(f"- {name}: {per}")
     waiting = {s: v for s, v in in_progress.items() if v}
     if waiting:
