@@ -180,3 +180,23 @@ def test_generate_equals_the_legacy_generate_on_the_embedded_model():
     # 30 layers in float32, merged (W + BA) against unmerged (Wx + B(Ax)): rounding ~1e-5.
     assert_same_generations(new, old, tol=dict(rel=1e-4, abs=1e-4))
     assert sum(len(g.token_ids) for g in new) > 3 * len(new)  # real answers, not just a stop
+
+
+def test_a_generation_config_with_logits_processors_goes_through_generate(make_tiny_llama, smol_tokenizer,
+                                                                          fake_task, fake_examples):
+    """A repetition penalty is a logits processor generate() adds: the row-dropping loop does
+    not apply it, so such a model is decoded by generate() itself, and gets the same tokens as
+    the legacy generate with the same config."""
+    from activelora.models import generation
+
+    model = with_lora(make_tiny_llama())
+    assert generation._plain_greedy(model)
+    model.generation_config.repetition_penalty = 1.3
+    assert not generation._plain_greedy(model)
+    prompts = prompts_of(smol_tokenizer, fake_task, fake_examples)
+    kw = dict(max_new_tokens=10, stop_strings=("e",), batch_size=3)
+    new, old = generate(model, smol_tokenizer, prompts, **kw), legacy.generate(model, smol_tokenizer, prompts, **kw)
+    assert_same_generations(new, old)
+    model.generation_config.repetition_penalty = 1.0
+    plain = generate(model, smol_tokenizer, prompts, **kw)
+    assert [g.token_ids for g in plain] != [g.token_ids for g in new]  # the penalty changed something
