@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from activelora.paired import discordance, read_correct, t_interval
-from activelora.report import curve, find_runs, labels_to_target, locate_runs, normalized_aulc
+from activelora.report import curve, labels_to_target, locate_runs, normalized_aulc, runs_by_label
 
 REFERENCE = "random"
 
@@ -59,8 +59,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="cut every curve at this many rounds (default: the most any run has)")
     parser.add_argument("--out", help="output path without suffix (default: <first dir>/validity_table)")
     args = parser.parse_args()
-    runs = find_runs(args.dirs)
-    folders = {(label, seed): folder for label, seed, _, folder in locate_runs(args.dirs)}
+    located = locate_runs(args.dirs)
+    runs = runs_by_label(located)
+    folders = {(label, seed): folder for label, seed, _, folder in located}
     most = max(len(rows) for seeds in runs.values() for rows in seeds.values())
     rounds = args.rounds or most
     cut = {s: {seed: rows for seed, rows in ((seed, truncated(rows, rounds)) for seed, rows in seeds.items())

@@ -28,8 +28,13 @@ def find_runs(directories: Iterable[str | Path]) -> dict[str, dict[int, list[dic
     is labelled ``<folder name>:<strategy>`` there, so that two experiments that both ran
     (say) ``random`` with seed 0 can be compared side by side.
     """
+    return runs_by_label(locate_runs(directories))
+
+
+def runs_by_label(located: list[tuple[str, int, list[dict], Path]]) -> dict[str, dict[int, list[dict]]]:
+    """``{label: {seed: rows}}`` from :func:`locate_runs`."""
     runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
-    for label, seed, rows, _ in locate_runs(directories):
+    for label, seed, rows, _ in located:
         runs[label][seed] = rows
     return dict(runs)
 
@@ -244,9 +249,7 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
     from .probes.plots import plot_round_curves
 
     located = locate_runs(directories)
-    runs: dict[str, dict[int, list[dict]]] = defaultdict(dict)
-    for label, seed, rows, _ in located:
-        runs[label][seed] = rows
+    runs = runs_by_label(located)
     summary = summarize(runs, target)
     table = markdown_table(runs, summary)
     paired = paired_against_reference(located)

@@ -269,9 +269,10 @@ def _greedy_dropping_finished(model, tokenizer, input_ids: torch.Tensor, attenti
                        **step_kwargs).logits[:, -1, :]
         chosen, logprob, value = recorder.step(logits)
         out[live, step] = chosen
-        logprobs[live.cpu(), step] = logprob.cpu()
+        rows_here = live.cpu()
+        logprobs[rows_here, step] = logprob.cpu()
         if values is not None:
-            values[live.cpu(), step] = value.cpu()
+            values[rows_here, step] = value.cpu()
         steps = step + 1
         sequences = torch.cat([sequences, chosen[:, None]], dim=1)
         ended = torch.isin(chosen, eos)
