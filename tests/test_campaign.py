@@ -113,6 +113,26 @@ def test_file_round_trip_on_tiny_model(tmp_path, pool_file, dev_file, tiny_model
     assert info["latest_adapter"].endswith("round-1/adapter")
 
 
+def test_a_cold_start_round_scores_nothing_and_asks_what_random_asks(tmp_path, pool_file, tiny_model_dir,
+                                                                       monkeypatch):
+    import activelora.campaign.round as campaign_round
+
+    scored = []
+    original = campaign_round.strategy_inputs
+    monkeypatch.setattr(campaign_round, "strategy_inputs", lambda *a, **k: scored.append(k["strategy_name"]) or original(*a, **k))
+    folders = {name: init(tmp_path, pool_file, tiny_model_dir, "--strategy", name, "--set",
+                          "strategy.cold_start_rounds=1", name=name) for name in ("star", "random")}
+    for folder in folders.values():
+        assert run_next(folder) == 0
+        write_jsonl(tmp_path / "first.jsonl", [{"id": i, "answer": "1"} for i in batch_ids(folder, 0)])
+        assert main(["campaign", "import", str(folder), str(tmp_path / "first.jsonl")]) == 0
+        assert run_next(folder) == 0
+    assert "star" not in scored  # its first query after the initial batch is the cold start
+    assert batch_ids(folders["star"], 1) == batch_ids(folders["random"], 1)
+    rows = [json.loads(line) for line in (folders["star"] / "batches" / "batch-1.jsonl").read_text().splitlines()]
+    assert [r["score"] for r in rows] == [None] * 4
+
+
 def test_partial_batch_stays_pending_and_is_not_queried_again(tmp_path, pool_file, tiny_model_dir):
     folder = init(tmp_path, pool_file, tiny_model_dir, "--strategy", "random")
     assert run_next(folder) == 0

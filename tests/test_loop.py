@@ -211,3 +211,28 @@ def test_one_data_file_is_split_into_disjoint_test_and_pool(tmp_path, tiny_model
     pool = json.loads((run_dir / "round-0" / "pool_scores.json").read_text())["ids"]
     labelled = json.loads((run_dir / "state.json").read_text())["labels"]
     assert len(tested) == 6 and not set(tested) & (set(pool) | set(labelled))
+
+
+def test_cold_start_rounds_skip_scoring_the_pool_and_draw_what_random_draws(tmp_path, tiny_model_dir, monkeypatch):
+    from activelora.pool_scoring import PoolScorer
+
+    scored_rounds = []
+    original = PoolScorer.strategy_inputs
+
+    def recording(self, examples, r, **kwargs):
+        scored_rounds.append(r)
+        return original(self, examples, r, **kwargs)
+
+    monkeypatch.setattr(PoolScorer, "strategy_inputs", recording)
+    cold = tmp_path / "cold"
+    assert run_cli(cold, tiny_model_dir, "--strategy", "star", "--rounds", "3", "--set", "strategy.cold_start_rounds=2") == 0
+    assert scored_rounds == [2]  # queries 0 and 1 are drawn at random: only the third scores the pool
+    run_dir = cold / "star" / "seed-0"
+    for r in (0, 1):
+        saved = json.loads((run_dir / f"round-{r}" / "pool_scores.json").read_text())
+        assert saved["cold_start"] and "full_scores" not in saved and "base_scores" not in saved
+    assert len(json.loads((run_dir / "round-2" / "pool_scores.json").read_text())["full_scores"]) == 20 - 10
+    assert run_cli(tmp_path / "random", tiny_model_dir, "--strategy", "random", "--rounds", "3") == 0
+    assert selections(run_dir)[:3] == selections(tmp_path / "random" / "random" / "seed-0")[:3]
+    rounds = json.loads((run_dir / "state.json").read_text())["rounds"]
+    assert [r["info"].get("cold_start", False) for r in rounds] == [False, True, True, False]

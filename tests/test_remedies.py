@@ -128,6 +128,19 @@ def test_cold_start_draws_what_random_draws_then_ranks():
     assert get_strategy("entropy-cold", StrategyConfig()).select(pool_of(SCORES, round_index=1), 4).info["cold_start"]
 
 
+def test_cold_start_needs_no_scores_and_reads_none():
+    cfg = StrategyConfig(cold_start_rounds=2)
+    strategy = get_strategy("star", cfg)
+    no_scores = PoolView(ids=[f"ex{i:03d}" for i in range(10)], rng=np.random.default_rng(3), round_index=1)
+    cold = strategy.select(no_scores, 4)
+    rand = get_strategy("random", cfg).select(pool_of(SCORES, rng_seed=3, round_index=1), 4)
+    assert cold.ids == rand.ids and cold.scores == [None] * 4 and cold.info == {"cold_start": True}
+    assert [strategy.draws_at_random(t) for t in range(4)] == [True, True, False, False]
+    assert not get_strategy("random", cfg).draws_at_random(0)  # random never scores anyway
+    with pytest.raises(ValueError, match="needs PoolView.base_scores"):  # past the cold start they are required
+        strategy.select(PoolView(ids=no_scores.ids, rng=np.random.default_rng(3), round_index=2), 4)
+
+
 def test_random_hybrid_draws_what_random_draws():
     for seed in range(5):
         a = get_strategy("random", StrategyConfig()).select(pool_of(SCORES, rng_seed=seed), 5)

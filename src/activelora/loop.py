@@ -338,7 +338,10 @@ class ActiveLearningRun:
         started = time.time()
         ids = self.unlabeled_ids()
         examples = [self.pool_by_id[i] for i in ids]
-        out = {"ids": ids, **self.scorer.strategy_inputs(examples, r, temperature=self.temperature(r))}
+        if self.strategy.draws_at_random(r):  # a cold-start query: its scores would go unread
+            out = {"ids": ids, "cold_start": True}
+        else:
+            out = {"ids": ids, **self.scorer.strategy_inputs(examples, r, temperature=self.temperature(r))}
         out["seconds"] = round(time.time() - started, 2)  # where a round's time goes (with train.json, metrics)
         atomic_write_json(round_dir(self.run_dir, r) / "pool_scores.json", out)
         self.state.set_phase("score")

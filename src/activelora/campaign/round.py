@@ -157,8 +157,9 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
     else:
         t = sum(1 for record in state.rounds if not record.get("initial"))
         by_id = [pool_by_id[i] for i in candidates]
-        arrays = strategy_inputs(model, tokenizer, task, by_id, needs, regime, config, seed=seed, r=r,
-                                 progress=progress, strategy_name=settings.strategy)
+        arrays = {} if strategy.draws_at_random(t) else strategy_inputs(  # a cold start reads no score
+            model, tokenizer, task, by_id, needs, regime, config, seed=seed, r=r, progress=progress,
+            strategy_name=settings.strategy)
         selection = strategy.select(PoolView(ids=candidates, rng=rng, round_index=t, **arrays), n)
         ids, scores, info = selection.ids, selection.scores, dict(selection.info)
     model.eval()

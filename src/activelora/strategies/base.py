@@ -212,6 +212,14 @@ class Strategy:
         """Whether the loop must provide ``PoolView.embeddings`` (diversity or strata)."""
         return self.diversity or self.stratified
 
+    def draws_at_random(self, round_index: int) -> bool:
+        """Whether query ``round_index`` is a cold-start round (``strategy.cold_start_rounds``).
+
+        Such a round draws what ``random`` draws and never looks at a score, so the loop and a
+        campaign skip scoring the pool for it (for ``star``, K + 1 passes over the pool).
+        """
+        return self.informative_scores and round_index < self.cfg.cold_start_rounds
+
     def needs(self) -> Needs:
         raise NotImplementedError
 
@@ -233,7 +241,8 @@ class Strategy:
         Non-finite scores raise ``ValueError`` (they signal a numerical fault; ranking them
         would pick or skip examples silently). Ties are broken by :func:`rank`. For
         informative scores, in this order (:mod:`~activelora.strategies.remedies`): a query
-        round below ``cold_start_rounds`` selects at random (the ``random`` strategy's draw);
+        round below ``cold_start_rounds`` selects at random (the ``random`` strategy's draw,
+        without reading or checking any score);
         ``skip_top`` and ``target_quantile`` turn the scores into an order of the eligible
         positions; then either the diversity step (the top ``ceil(f·n)`` candidates thinned
         to ``n`` by :func:`~activelora.strategies.diversity.k_center_greedy` over
@@ -242,6 +251,11 @@ class Strategy:
         n = self.check_n(pool, n)
         if n == 0:
             return Selection(ids=[], scores=[], info={})
+        if self.draws_at_random(pool.round_index):
+            # The same keys and permutation the random strategy draws: paired with it. No score
+            # is read, so the pool may come without any (the loop does not compute them).
+            order = rank(random_keys(pool), pool.ids, pool.rng)
+            return Selection(ids=[pool.ids[i] for i in order[:n]], scores=[None] * n, info={"cold_start": True})
         raw, info = self.score(pool)
         scores = np.asarray(raw, dtype=np.float64)
         if scores.shape != (len(pool.ids),):
@@ -250,31 +264,25 @@ class Strategy:
             )
         check_finite(scores, pool.ids, what=f"strategy {self.name!r} scores")
         info = dict(info)
-        if self.informative_scores and pool.round_index < self.cfg.cold_start_rounds:
-            # The same keys and permutation the random strategy draws: paired with it.
-            order = rank(random_keys(pool), pool.ids, pool.rng)
-            info["cold_start"] = True
-            chosen = order[:n]
-        else:
-            order = rank(scores, pool.ids, pool.rng)
-            if self.informative_scores:
-                order, more = remedy_order(scores, order, n, skip_top=self.cfg.skip_top,
-                                           target_quantile=self.cfg.target_quantile)
-                info.update(more)
-            chosen = order[:n]
-            if self.diversity:
-                m = candidate_count(n, self.cfg.diversity_factor, len(order))
-                if m > n:
-                    embeddings = pool.require("embeddings", self.name)
-                    candidates = order[:m]
-                    chosen = candidates[k_center_greedy(embeddings[candidates], n)]
-                info["diversity_candidates"] = m
-            elif self.stratified:
+        order = rank(scores, pool.ids, pool.rng)
+        if self.informative_scores:
+            order, more = remedy_order(scores, order, n, skip_top=self.cfg.skip_top,
+                                       target_quantile=self.cfg.target_quantile)
+            info.update(more)
+        chosen = order[:n]
+        if self.diversity:
+            m = candidate_count(n, self.cfg.diversity_factor, len(order))
+            if m > n:
                 embeddings = pool.require("embeddings", self.name)
-                # A child generator: the strata never shift the draws of the main stream.
-                labels = kmeans(embeddings, self.cfg.strata, np.random.default_rng(pool.rng.integers(2**63)))
-                chosen, more = stratified_pick(order, labels, n)
-                info.update(more)
+                candidates = order[:m]
+                chosen = candidates[k_center_greedy(embeddings[candidates], n)]
+            info["diversity_candidates"] = m
+        elif self.stratified:
+            embeddings = pool.require("embeddings", self.name)
+            # A child generator: the strata never shift the draws of the main stream.
+            labels = kmeans(embeddings, self.cfg.strata, np.random.default_rng(pool.rng.integers(2**63)))
+            chosen, more = stratified_pick(order, labels, n)
+            info.update(more)
         kept = [float(scores[i]) for i in chosen] if self.informative_scores else [None] * n
         return Selection(ids=[pool.ids[i] for i in chosen], scores=kept, info=info)
 
