@@ -76,3 +76,18 @@ def test_several_seeds_give_an_interval_and_a_direction(tmp_path):
     mean, lo, hi = summary["paired_against_random"]["star"]["diff_aulc"]
     assert lo > 0 and mean == pytest.approx(np.mean([0.1, 0.1, 0.09]))
     assert "**star** is ahead of random" in table and "over 3 seeds" in table
+
+
+def test_an_interval_within_one_test_problem_reads_level_with(tmp_path):
+    # A consistent but tiny difference: the interval excludes 0 yet stays inside one of the
+    # 200 test problems per round (1/200 = 0.005), so it is no reason to prefer either.
+    n = 200
+    for seed, (r_acc, s_acc) in enumerate([(0.150, 0.149), (0.160, 0.158), (0.170, 0.169), (0.155, 0.154)]):
+        write_run(tmp_path, "random", seed, [0.1, r_acc], [i < round(r_acc * n) for i in range(n)])
+        write_run(tmp_path, "hybrid", seed, [0.1, s_acc], [i < round(s_acc * n) for i in range(n)])
+    summary, table = compare([tmp_path])
+    mean, lo, hi = summary["paired_against_random"]["hybrid"]["diff_aulc"]
+    assert hi < 0 and lo > -1 / n  # "behind" by the interval alone
+    assert "**hybrid** is level with random" in table
+    assert f"{mean * n:+.1f} of 200 test problems per round" in table
+

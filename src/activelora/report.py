@@ -192,17 +192,31 @@ def paired_against_reference(located: list[tuple[str, int, list[dict], Path]],
 
 
 def paired_sentences(paired: dict[str, dict], reference: str = REFERENCE) -> list[str]:
-    """One plain sentence per strategy: is it ahead of, behind, or not distinguishable from
-    the reference, on what evidence, and how many test problems the difference is."""
+    """One plain sentence per strategy: is it ahead of, behind, level with, or not
+    distinguishable from the reference, on what evidence, and how many test problems the
+    difference is.
+
+    With several seeds the verdict reads the 95% t-interval of the paired AULC difference.
+    "Level with" is an equivalence margin: the whole interval lies within one test problem,
+    ``|difference| < 1 / n_test`` (the normalised AULC is a mean accuracy, so 1 / n_test is
+    one problem per round, the smallest step a test set of ``n_test`` can show). A difference
+    smaller than that can be consistent over seeds, as with two trainings that differ only
+    slightly, without being worth a label.
+    """
     lines = []
     for label, info in paired.items():
         seeds = info["seeds"]
         mean, lo, hi = info["diff_aulc"]
         n_test = seeds[0]["n_test"]
         if lo is not None:
-            verdict = ("ahead of" if lo > 0 else "behind" if hi < 0 else "not distinguishable from")
+            one_problem = 1.0 / n_test if n_test else 0.0
+            verdict = ("level with" if -one_problem < lo and hi < one_problem
+                       else "ahead of" if lo > 0 else "behind" if hi < 0 else "not distinguishable from")
             evidence = (f"paired AULC difference {mean:+.3f} (95% interval {lo:+.3f} to {hi:+.3f} over "
                         f"{len(seeds)} seeds)")
+            if n_test:
+                evidence += (f", {mean * n_test:+.1f} of {n_test} test problems per round "
+                             f"({lo * n_test:+.1f} to {hi * n_test:+.1f})")
         else:
             seed = seeds[0]
             p = seed["mcnemar_p"]
