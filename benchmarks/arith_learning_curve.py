@@ -21,10 +21,10 @@ import torch
 from activelora.config import Config
 from activelora.data.arith import generate_arith
 from activelora.data.tasks import get_task
-from activelora.evaluation import evaluate
+from activelora.run.evaluation import evaluate
 from activelora.models.loading import load_model
 from activelora.models.lora import adapter_disabled, attach_lora, reset_lora
-from activelora.training import Regularization, train_lora
+from activelora.run.training import Regularization, train_lora
 
 
 def per_family(examples, result) -> dict[str, float]:

@@ -48,8 +48,8 @@ def worker(args) -> None:
     from activelora.config import LoraSection
     from activelora.data.loaders import load_examples
     from activelora.data.tasks import get_task
-    from activelora.distributed import barrier, map_sharded, process_info
-    from activelora.evaluation import evaluate
+    from activelora.multiprocess.distributed import barrier, map_sharded, process_info
+    from activelora.run.evaluation import evaluate
     from activelora.models.loading import load_model
     from activelora.models.lora import attach_lora
     from activelora.uncertainty import score_pool

@@ -140,14 +140,39 @@ def _timed(name: str, fn) -> float:
     return seconds
 
 
+def step(run, name: str, *args) -> None:
+    """One phase of a run, as the loop runs it, on today's layout or on a baseline's."""
+    if hasattr(run, "step_select"):  # before issue 17: ActiveLearningRun.step_<name>
+        getattr(run, f"step_{name}")(*args)
+        if name == "train":
+            run._adapter_round = args[0]  # what the old driver recorded after a train step
+        return
+    getattr(run, name).run(*args)
+    if name in ("label", "train", "score"):  # as the old step methods did (evaluate's is the driver's)
+        run.state.set_phase(name)
+
+
+def hold_adapter(run, r: int) -> None:
+    if hasattr(run, "_ensure_adapter"):
+        run._ensure_adapter(r)
+    else:
+        run.ctx.hold_adapter(r)
+
+
 def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
     """Run in a child process with PYTHONPATH set: time one round's phases, write JSON."""
     import activelora
     from activelora.config import build_config, parse_set
-    from activelora.evaluation import evaluate
-    from activelora.loop import ActiveLearningRun, load_experiment_data
     from activelora.models.loading import load_model
     from activelora.models.lora import attach_lora
+
+    try:  # the layout since issue 17: a run is a driver over phase objects
+        from activelora.data.splits import load_experiment_data
+        from activelora.run.evaluation import evaluate
+        from activelora.run.loop import ActiveLearningRun
+    except ImportError:  # a baseline from before it: loop.py's step methods
+        from activelora.evaluation import evaluate
+        from activelora.loop import ActiveLearningRun, load_experiment_data
 
     overrides = parse_set(settings)
     overrides.setdefault("loop", {})["strategies"] = ["random", "entropy", "star"]
@@ -162,13 +187,12 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
     def open_run(strategy: str) -> ActiveLearningRun:
         run = ActiveLearningRun(config, strategy, 0, work / strategy / "seed-0", data, model, tokenizer,
                                 progress=False)
-        run.step_select()
-        run.step_label()
+        step(run, "select")
+        step(run, "label")
         return run
 
     plain = open_run("random")
-    times["train_plain"] = _timed("train_plain", lambda: plain.step_train(0))
-    plain._adapter_round = 0  # what ActiveLearningRun.run records after a train step
+    times["train_plain"] = _timed("train_plain", lambda: step(plain, "train", 0))
     answers = {}
 
     def greedy() -> None:
@@ -181,7 +205,7 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
     times["evaluate_greedy"] = _timed("evaluate_greedy", greedy)
     facts["answers_sha256"] = hashlib.sha256(json.dumps(answers, sort_keys=True).encode()).hexdigest()
     facts["answers"] = answers
-    times["evaluate_step"] = _timed("evaluate_step", lambda: plain.step_evaluate(0))
+    times["evaluate_step"] = _timed("evaluate_step", lambda: step(plain, "evaluate", 0))
 
     entropy = open_run("entropy")
     if entropy.state.rounds[0].ids != plain.state.rounds[0].ids:
@@ -191,14 +215,13 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
     shutil.copy2(source / "train.json", target / "train.json")
     entropy.state.set_phase("train")
     entropy.state.set_phase("evaluate")
-    entropy._ensure_adapter(0)  # loaded before the clock starts: in a run it is already there
-    times["score_entropy"] = _timed("score_entropy", lambda: entropy.step_score(0))
+    hold_adapter(entropy, 0)  # loaded before the clock starts: in a run it is already there
+    times["score_entropy"] = _timed("score_entropy", lambda: step(entropy, "score", 0))
 
     star = open_run("star")
-    times["train_hybrid"] = _timed("train_hybrid", lambda: star.step_train(0))
-    star._adapter_round = 0
+    times["train_hybrid"] = _timed("train_hybrid", lambda: step(star, "train", 0))
     star.state.set_phase("evaluate")  # its evaluation is timed above on the random run's model
-    times["score_star"] = _timed("score_star", lambda: star.step_score(0))
+    times["score_star"] = _timed("score_star", lambda: step(star, "score", 0))
 
     for name, folder in (("entropy", target), ("star", work / "star" / "seed-0" / "round-0")):
         saved = json.loads((folder / "pool_scores.json").read_text())

@@ -53,7 +53,7 @@ def main() -> None:
     from activelora.data.tasks import get_task
     from activelora.models.loading import load_model
     from activelora.models.lora import attach_lora, lora_input_dropout, reset_lora, set_lora_dropout_rate
-    from activelora.training import Regularization, _collate, build_features, target_token_loss, train_lora
+    from activelora.run.training import Regularization, _collate, build_features, target_token_loss, train_lora
 
     config = Config()
     task = get_task("arith")

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from activelora.probes.calibration import ece
-from activelora.report import curve, find_runs
+from activelora.experiment.report import curve, find_runs
 
 METRICS = ("accuracy", "mean_confidence", "ece", "ece_norm", "mean_conf_norm", "brier",
            "gap_spearman", "gap_auroc_base", "gap_auroc_full")

@@ -55,7 +55,7 @@ from activelora.models.loading import load_model  # noqa: E402
 from activelora.models.lora import adapter_disabled, attach_lora, mc_dropout  # noqa: E402
 from activelora.models.text import encode_prompt, encode_target, pad_right  # noqa: E402
 from activelora.strategies.normalize import min_max_normalize  # noqa: E402
-from activelora.training import Regularization, train_lora  # noqa: E402
+from activelora.run.training import Regularization, train_lora  # noqa: E402
 from activelora.uncertainty import score_pool  # noqa: E402
 from activelora.uncertainty.measures import (  # noqa: E402
     reduce_positions, token_entropy, token_logprob, token_mutual_information)

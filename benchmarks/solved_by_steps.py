@@ -12,7 +12,7 @@ For every run of an ``arith`` experiment folder (``<dir>/<strategy>/seed-<n>/``)
 
 Then, per strategy and round, the difference from ``random`` in problems solved per step count,
 paired by seed (same initial labels, same test set), with a 95% Student-t interval over seeds
-(``activelora.paired.t_interval``). A strategy that buys hard problems shows here as a loss on
+(``activelora.experiment.paired.t_interval``). A strategy that buys hard problems shows here as a loss on
 the one-step problems and a gain on the multi-step ones. Writes ``<out>.md`` and ``<out>.json``.
 """
 
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from activelora.data.arith import generate_arith
-from activelora.paired import t_interval
-from activelora.report import locate_runs
-from activelora.rundir import read_jsonl
+from activelora.experiment.paired import t_interval
+from activelora.experiment.report import locate_runs
+from activelora.run.rundir import read_jsonl
 
 REFERENCE = "random"
 

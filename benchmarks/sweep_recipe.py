@@ -44,10 +44,10 @@ import torch
 from activelora.config import Config, LoraSection, TrainConfig
 from activelora.data.arith import generate_arith
 from activelora.data.tasks import get_task
-from activelora.evaluation import evaluate
+from activelora.run.evaluation import evaluate
 from activelora.models.loading import load_model
 from activelora.models.lora import adapter_disabled, attach_lora
-from activelora.training import Regularization, train_lora
+from activelora.run.training import Regularization, train_lora
 
 LABEL_ROWS = (1000, 1800)  # train-side rows the training labels are drawn from
 DEV_ROWS = (1850, 2000)  # train-side rows of the dev split

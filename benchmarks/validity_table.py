@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/validity_table.py runs/validity [--rounds R] [--out benchmarks/results/validity]
 
-Reads ``<dir>/<strategy>/seed-<n>/metrics.jsonl`` (``activelora.report.find_runs``) and reports,
+Reads ``<dir>/<strategy>/seed-<n>/metrics.jsonl`` (``activelora.experiment.report.find_runs``) and reports,
 per strategy, over the seeds whose run has reached round ``R`` (default: the most rounds any
 run has; ``--rounds`` smaller uses partial results, every curve cut at the same round):
 
@@ -13,7 +13,7 @@ run has; ``--rounds`` smaller uses partial results, every curve cut at the same 
   AULC and final accuracy, per seed, their mean and 95% t-interval, and the mean final
   difference in test problems (difference x test-set size);
 * per seed, the last round's test problems that only the strategy or only random solved,
-  with McNemar's exact p (``activelora.paired``): the only test a single seed allows;
+  with McNemar's exact p (``activelora.experiment.paired``): the only test a single seed allows;
 * the labels the strategy's mean curve needs to reach random's final mean accuracy
   (``report.labels_to_target``; "not reached" when it never does).
 
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from activelora.paired import discordance, read_correct, t_interval
-from activelora.report import curve, labels_to_target, locate_runs, normalized_aulc, runs_by_label
+from activelora.experiment.paired import discordance, read_correct, t_interval
+from activelora.experiment.report import curve, labels_to_target, locate_runs, normalized_aulc, runs_by_label
 
 REFERENCE = "random"
 

@@ -18,6 +18,9 @@ from activelora.data.example import Example
 # Tiny models do microsecond matmuls; with several OpenMP threads on shared cores the
 # threads' hand-offs dominate (measured: 50x slower under load). One thread by default.
 torch.set_num_threads(int(os.environ.get("ACTIVELORA_TEST_THREADS", "1")))
+# The CLI and --jobs workers take their threads from OMP_NUM_THREADS when set
+# (activelora.multiprocess.threads): the same fixed count in every process of a test.
+os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
 
 
 class FakeTask:

@@ -48,10 +48,11 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != ".lock"}
 
 
-def kill_at(argv: list[str], point: str, env: dict[str, str], timeout: float = 300.0, while_paused=None) -> None:
-    """Run the CLI until it reports that it waits at ``point``, call ``while_paused()``, then
-    SIGKILL it."""
-    process = subprocess.Popen(CLI + argv, env={**env, PAUSE_ENV: point}, stdout=subprocess.DEVNULL,
+def kill_at(argv: list[str], point: str, env: dict[str, str], timeout: float = 300.0, while_paused=None,
+            program: list[str] = CLI) -> None:
+    """Run the CLI (or another ``program``) until it reports that it waits at ``point``, call
+    ``while_paused()``, then SIGKILL it."""
+    process = subprocess.Popen(program + argv, env={**env, PAUSE_ENV: point}, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     seen = b""

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from activelora.cli import main
-from activelora.composition import batch_composition, composition_tables, queried_means
+from activelora.probes.composition import batch_composition, composition_tables, queried_means
 from activelora.data.example import Example
 
 

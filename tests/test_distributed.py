@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from activelora import distributed as dist_mod
-from activelora.distributed import (ProcessInfo, RankFailedError, example_seed, map_sharded, my_share,
+from activelora.multiprocess import distributed as dist_mod
+from activelora.multiprocess.distributed import (ProcessInfo, RankFailedError, example_seed, map_sharded, my_share,
                                     shard_of)
 from activelora.errors import DataError
 
@@ -74,7 +74,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                        "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
                        dist_mod.TIMEOUT_ENV: "60"})
-    from activelora import distributed as d
+    from activelora.multiprocess import distributed as d
 
     info = d.process_info()
     results = {scenario: _scenario(d, info, scenario, Path(out).parent) for scenario in SCENARIOS}

@@ -8,9 +8,9 @@ import torch
 
 from activelora.config import LoraSection
 from activelora.data.example import Example
-from activelora.data_parallel import MicroBatchShards, row_slices, target_tokens
+from activelora.multiprocess.data_parallel import MicroBatchShards, row_slices, target_tokens
 from activelora.models.lora import attach_lora, lora_dropout_modules, lora_input_dropout
-from activelora.training import _collate, build_features
+from activelora.run.training import _collate, build_features
 
 
 def test_row_slices_cover_every_row_once_and_balance():

@@ -1,7 +1,7 @@
 """``activelora run --jobs N``: runs side by side in worker processes, on a tiny LLaMA.
 
 The failing strategies below are registered in this module; a spawned worker imports the
-module that registered a strategy it is asked to run (see ``parallel_runs.plugin_modules``),
+module that registered a strategy it is asked to run (see ``workers.plugin_modules``),
 so they exist there too. They fail only while the file named by ``CRASH_FLAG_ENV`` exists,
 so the same command can then resume them.
 """
@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from activelora import parallel_runs
+from activelora.experiment import workers
+from activelora.multiprocess import threads
 from activelora.cli import main
-from activelora.rundir import read_jsonl
+from activelora.run.rundir import read_jsonl
 from activelora.strategies import STRATEGIES, Needs, PoolView, Strategy, register
 
 CRASH_FLAG_ENV = "ACTIVELORA_TEST_CRASH_FLAG"
@@ -82,7 +83,8 @@ def isolated_cache(tmp_path, monkeypatch):
 def two_cores(monkeypatch):
     """Two workers on 'two cores': one torch thread each, as this test process has (conftest),
     so --jobs 1 and --jobs 2 do the same arithmetic and must agree exactly."""
-    monkeypatch.setattr(parallel_runs, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def run_cli(out: Path, model: Path, *extra: str, quiet: bool = True) -> int:
@@ -144,7 +146,7 @@ def test_a_failed_run_leaves_the_others_finished_and_resumes(tmp_path, tiny_mode
     assert failed_state["phase"] != "done" and len(failed_state["rounds"]) == 1
     assert not (out / "report.md").exists()  # no report over an unfinished experiment
     if strategy == "test-raises":
-        assert "injected failure" in (failed_dir / parallel_runs.TRACEBACK_FILE).read_text()
+        assert "injected failure" in (failed_dir / workers.TRACEBACK_FILE).read_text()
     kept = {p: (out / p).stat().st_mtime_ns for p in ("random/seed-0/state.json", "zero_shot.json",
                                                      f"{strategy}/seed-0/round-0/adapter/adapter_model.safetensors")}
 
@@ -154,7 +156,7 @@ def test_a_failed_run_leaves_the_others_finished_and_resumes(tmp_path, tiny_mode
     rows = read_jsonl(failed_dir / "metrics.jsonl")
     assert [r["round"] for r in rows] == [0, 1] and [r["labeled"] for r in rows] == [4, 7]
     assert json.loads((failed_dir / "state.json").read_text())["rounds"][0] == failed_state["rounds"][0]
-    assert not (failed_dir / parallel_runs.TRACEBACK_FILE).exists()
+    assert not (failed_dir / workers.TRACEBACK_FILE).exists()
     assert (out / "report.md").is_file()
 
 
@@ -179,7 +181,7 @@ def test_finished_runs_start_no_worker_and_a_changed_config_is_refused(tmp_path,
     def no_worker(*_, **__):
         raise AssertionError("a worker was started for finished runs")
 
-    monkeypatch.setattr(parallel_runs, "_Pool", no_worker)
+    monkeypatch.setattr(workers, "_Pool", no_worker)
     assert run_cli(out, tiny_model_dir, *args, "--jobs", "2") == 0  # another N resumes the same runs
     assert (out / "random" / "seed-0" / "state.json").read_text() == state
     assert (out / "random" / "seed-0" / "round-1" / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == mtime
@@ -189,28 +191,26 @@ def test_finished_runs_start_no_worker_and_a_changed_config_is_refused(tmp_path,
     assert len(err.splitlines()) == 1 and "train.epochs" in err and "--restart" in err
 
 
-def test_worker_share_of_cores_and_gpus():
-    assert parallel_runs.threads_per_worker(2, cores=2) == 1
-    assert parallel_runs.threads_per_worker(3, cores=8) == 2
-    assert parallel_runs.threads_per_worker(4, cores=2) == 1  # never zero threads
-    env = parallel_runs.worker_environment(3, threads=2, gpus=["4", "6"])
+def test_worker_environment_carries_threads_and_one_gpu():
+    env = workers.worker_environment(3, threads=2, gpus=["4", "6"])
     assert env == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "CUDA_VISIBLE_DEVICES": "6"}
-    assert "CUDA_VISIBLE_DEVICES" not in parallel_runs.worker_environment(0, threads=1, gpus=[])
+    assert "CUDA_VISIBLE_DEVICES" not in workers.worker_environment(0, threads=1, gpus=[])
 
 
 def test_plugin_modules_name_only_strategies_registered_outside_the_library():
     from activelora.config import build_config
 
     config = build_config(None, {"loop": {"strategies": ["random", "star", "test-raises"]}})
-    assert parallel_runs.plugin_modules(config) == [RaisingStrategy.__module__]
+    assert workers.plugin_modules(config) == [RaisingStrategy.__module__]
 
 
 def test_longest_runs_are_handed_out_first_and_the_zero_shot_baseline_last(tmp_path):
     from activelora.config import build_config
-    from activelora.loop import load_experiment_data, planned_runs
+    from activelora.data.splits import load_experiment_data
+    from activelora.experiment.plan import planned_runs
 
     config = build_config(None, {"loop": {"strategies": ["random", "star", "entropy"], "pool_limit": 12,
                                           "test_limit": 4, "probe_size": 2, "initial": 4}})
     data = load_experiment_data(config)
-    tasks = parallel_runs.pending_tasks(config, data, tmp_path, planned_runs(config), restart=False)
+    tasks = workers.pending_tasks(config, data, tmp_path, planned_runs(config), restart=False)
     assert [t.label() for t in tasks] == ["star seed 0", "entropy seed 0", "random seed 0", "zero-shot"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from activelora.cli import main
-from activelora.rundir import read_jsonl
+from activelora.run.rundir import read_jsonl
 
 SMALL = [
     "--set", "loop.pool_limit=20", "--set", "loop.test_limit=6", "--set", "loop.probe_size=4",
@@ -214,7 +214,7 @@ def test_one_data_file_is_split_into_disjoint_test_and_pool(tmp_path, tiny_model
 
 
 def test_cold_start_rounds_skip_scoring_the_pool_and_draw_what_random_draws(tmp_path, tiny_model_dir, monkeypatch):
-    from activelora.pool_scoring import PoolScorer
+    from activelora.run.pool_scoring import PoolScorer
 
     scored_rounds = []
     original = PoolScorer.strategy_inputs

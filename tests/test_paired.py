@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from activelora.paired import discordance, mcnemar_exact, t_interval
-from activelora.report import compare
+from activelora.experiment.paired import discordance, mcnemar_exact, t_interval
+from activelora.experiment.report import compare
 
 
 @settings(max_examples=80, deadline=None)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activelora.cli import main
-from activelora.report import labels_to_target, normalized_aulc, summarize
+from activelora.experiment.report import labels_to_target, normalized_aulc, summarize
 
 
 def write_run(root, strategy, seed, accuracies, labels):

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from activelora import rundir
+from activelora.run import rundir
 from activelora.config import Config
 from activelora.errors import RunStateError
-from activelora.rundir import (
+from activelora.run.rundir import (
     RunState,
     append_jsonl,
     atomic_write_json,
@@ -248,3 +248,23 @@ def test_failed_save_keeps_last_good_state(tmp_path, monkeypatch):
     (tmp_path / "state.json").write_text(before)
     assert RunState.load_or_create(tmp_path, {"x": 1}).pending_label_ids() == ["a"]
     assert leftovers(tmp_path) == []
+
+
+def test_a_setting_added_later_reads_as_its_old_behaviour_in_a_saved_run(tmp_path):
+    """A run saved before strategy.mc_estimator existed ran the full-sequence estimator: it
+    resumes under a config that asks for that, and is refused, naming the key, under one that
+    does not."""
+    from activelora.config import SETTINGS_ADDED_LATER, Config
+
+    old = Config().to_dict()
+    del old["strategy"]["mc_estimator"]
+    RunState.load_or_create(tmp_path / "run", old)
+    same = Config().to_dict()
+    same["strategy"]["mc_estimator"] = "sequence"
+    assert RunState.load_or_create(tmp_path / "run", same).config == old
+    other = Config().to_dict()
+    other["strategy"]["mc_estimator"] = "answer"
+    with pytest.raises(RunStateError, match=r'strategy\.mc_estimator: "sequence" -> "answer"'):
+        RunState.load_or_create(tmp_path / "run", other)
+    flat = rundir.flatten_config(Config().to_dict())
+    assert set(SETTINGS_ADDED_LATER) <= set(flat)  # every entry names a real setting

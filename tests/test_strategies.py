@@ -20,9 +20,10 @@ from activelora.strategies import (
     rank,
 )
 
-ALL = ["bald", "entropy", "entropy-cold", "entropy-div", "entropy-mean", "entropy-mid", "entropy-skip", "huds",
-       "lc", "passive", "pe", "random", "random-hybrid", "star", "star-no-dynamic", "star-no-l2", "star-no-mc",
-       "star-paper", "subtract", "vote", "vote-mid"]
+ALL = ["adaptive", "bald", "cluster-weighted", "entropy", "entropy-cold", "entropy-div", "entropy-mean",
+       "entropy-mid", "entropy-skip", "huds", "lc", "oracle-balanced", "oracle-easy", "oracle-loss", "passive",
+       "pe", "probcover", "random", "random-hybrid", "star", "star-no-dynamic", "star-no-l2", "star-no-mc",
+       "star-paper", "subtract", "typiclust", "vote", "vote-mid"]
 
 
 def make_pool(n=10, seed=0, round_index=0, rng_seed=0, ids=None):
@@ -79,7 +80,7 @@ def test_registry_names():
 
 
 def test_unknown_strategy_lists_valid():
-    with pytest.raises(UnknownNameError, match="valid: bald, entropy"):
+    with pytest.raises(UnknownNameError, match="valid: adaptive, bald, cluster-weighted, entropy"):
         get_strategy("starr", StrategyConfig())
     with pytest.raises(KeyError):  # also the builtin
         get_strategy("nope", StrategyConfig())
@@ -94,6 +95,10 @@ def test_every_strategy_builds_and_selects(name):
     pool = make_pool(8)
     if needs.hidden_states:
         pool.embeddings = np.random.default_rng(1).normal(size=(8, 4))
+    if needs.labelled_embeddings:
+        pool.labelled_embeddings = np.random.default_rng(2).normal(size=(5, 4))
+    if needs.gold_meta:  # an oracle (headroom studies) reads the source's annotations
+        pool.meta = [{"steps": i % 3 + 1} for i in range(len(pool))]
     n = len(pool) if needs.trains_on_whole_pool else 3
     selection = strategy.select(pool, n)
     assert isinstance(selection, Selection)

@@ -33,7 +33,7 @@ def ex(question: str, answer: str | None, id: str = "x1") -> Example:
 
 
 def test_registry_holds_the_builtin_tasks():
-    assert TASKS.names() == ["arith", "boolq", "gsm8k", "obqa", "plain"]
+    assert TASKS.names() == ["arith", "boolq", "gsm8k", "mix", "obqa", "plain"]
     for name in TASKS.names():
         task = get_task(name)
         assert isinstance(task, Task) and task.name == name
@@ -47,12 +47,14 @@ def test_unknown_task_lists_the_valid_ones():
         get_task("gsm8")
     message = str(info.value)
     assert "gsm8" in message and "did you mean 'gsm8k'" in message
-    assert "arith, boolq, gsm8k, obqa, plain" in message
+    assert "arith, boolq, gsm8k, mix, obqa, plain" in message
     assert isinstance(info.value, KeyError)
 
 
 @pytest.mark.parametrize("source, expected", [
     ("arith", "arith"),
+    ("mix", "mix"),
+    ("mix.jsonl", "plain"),
     ("../shared/datasets/GSM8K", "gsm8k"),
     ("/data/gsm8k/test.jsonl", "gsm8k"),
     ("openai/gsm8k:main", "gsm8k"),
@@ -77,7 +79,7 @@ def test_prompt_and_target_shapes():
         assert "\nQuestion:" in task.stop_strings
 
 
-@pytest.mark.parametrize("name", ["arith", "gsm8k", "boolq", "obqa", "plain"])
+@pytest.mark.parametrize("name", ["arith", "gsm8k", "boolq", "mix", "obqa", "plain"])
 def test_unlabelled_example_has_no_target_or_gold(name):
     task = get_task(name)
     unlabelled = ex("Question text?", None, id="u7")

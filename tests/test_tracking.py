@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from activelora.errors import ConfigError
-from activelora.tracking import TENSORBOARD_FOLDER, RunTracker, check_report_to, flat_config
+from activelora.run.tracking import TENSORBOARD_FOLDER, RunTracker, check_report_to, flat_config
 
 pytest.importorskip("tensorboard")
 
@@ -66,7 +66,7 @@ def test_run_reports_to_tensorboard(tmp_path, make_tiny_llama, smol_tokenizer, m
     import json
 
     from activelora.cli import main
-    from activelora.rundir import read_jsonl
+    from activelora.run.rundir import read_jsonl
 
     monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
     model_dir = tmp_path / "tiny"

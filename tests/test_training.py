@@ -16,8 +16,8 @@ from activelora.models.lora import (
     lora_dropout_modules,
 )
 from activelora.models.text import IGNORE_INDEX, build_feature
-from activelora import training
-from activelora.training import Regularization, b_l2_penalty, make_optimizer, train_lora
+from activelora.run import training
+from activelora.run.training import Regularization, b_l2_penalty, make_optimizer, train_lora
 
 
 @pytest.fixture()

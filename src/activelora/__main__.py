@@ -12,7 +12,7 @@ import os
 import sys
 
 from .cli import main
-from .distributed import is_peer_loss, launched_world_size
+from .multiprocess.distributed import is_peer_loss, launched_world_size
 
 
 def single_cpu_launch_warning(environ=None) -> str | None:

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import ActiveLoraError
+from .registry import import_plugins
 
 # name -> one-line help; the module is activelora.commands.<name>
 COMMANDS = {
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f".commands.{name}", __package__)
         command = sub.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
         module.add_arguments(command)
+        command.add_argument("--threads", type=_positive_int, metavar="N",
+                             help="compute threads per process (default: the cores this process may use, "
+                                  "shared among --jobs; OMP_NUM_THREADS when set)")
+        command.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE",
+                             help="import a module or .py file that registers your own strategies first "
+                                  "(repeatable)")
         command.set_defaults(_run=module.run)
     return parser
 
@@ -55,9 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _take_threads(args)
+        import_plugins(args.plugins)
         return int(args._run(args) or 0)
     except ActiveLoraError as exc:
-        from .distributed import should_report  # under a launcher: one line for all processes
+        from .multiprocess.distributed import should_report  # under a launcher: one line for all processes
 
         if should_report(exc):
             print(f"activelora {args.command}: error: {exc}", file=sys.stderr)
@@ -65,6 +74,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"activelora {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _positive_int(text: str) -> int:
+    from .commands.common import positive_int
+
+    return positive_int(text)
+
+
+def _take_threads(args: argparse.Namespace) -> None:
+    """This process's threads by the rule of :mod:`activelora.multiprocess.threads`; with
+    ``--jobs`` the workers take theirs from the same plan (this process then only waits)."""
+    from .multiprocess.threads import ThreadPlan, apply_threads
+
+    apply_threads(ThreadPlan.decide(args.threads, processes=1).per_process)
 
 
 def main_entry() -> None:  # console script

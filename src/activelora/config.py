@@ -21,6 +21,23 @@ import yaml
 from .errors import ConfigError, UnknownNameError
 
 DEFAULT_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# How K >= 2 Monte-Carlo dropout passes are run (uncertainty/answer_passes.py): "answer" =
+# dropout at the answer positions only, over one shared prompt cache; "sequence" = dropout
+# over the whole prompt + answer in every pass (the estimator before issue 15).
+MC_ESTIMATORS = ("answer", "sequence")
+
+
+# Settings added after runs were first saved, with the value that reproduces what the code
+# before them did. A saved run's config that lacks one is read as holding this value, so it
+# resumes when today's config asks for the same behaviour (run/rundir.py), and the message
+# names the setting when it does not (e.g. an older `star` run and today's default estimator).
+SETTINGS_ADDED_LATER: dict[str, Any] = {
+    "strategy.mc_estimator": "sequence",
+    "strategy.probcover_share": 0.02,  # read only by probcover, which older runs cannot use
+    "strategy.probcover_delta": None,
+    "strategy.weighted_clusters": 8,
+    "strategy.adaptive_stability": 0.8,
+}
 
 
 def _check(condition: bool, where: str, message: str) -> None:
@@ -42,12 +59,17 @@ def _check_measure(name: str, where: str) -> None:
 class ModelConfig:
     name: str = "smollm2-135m"  # the embedded default, a Hugging Face id, or a local folder
     trust_remote_code: bool = False  # only when the user asks
-    dtype: str = "float32"  # float32 | bfloat16
+    # auto: bfloat16 where the hardware multiplies it natively (a bf16 GPU, a CPU with AVX-512
+    # BF16 or AMX), float32 elsewhere (models/precision.py); build_config resolves it, so a
+    # run's config.json records what it computed in. The default stays float32: on 200 arith
+    # pool problems bf16 changed 73 greedy answers and ranked the pool with Spearman 0.79-0.96
+    # against float32, below issue 15's bar of 0.98 (docs/results.md, "Issue 15").
+    dtype: str = "float32"  # float32 | bfloat16 | auto
     chat_template: bool = False  # wrap prompts in the tokenizer's chat template
 
     def __post_init__(self) -> None:
-        _check(self.dtype in ("float32", "bfloat16"), "model.dtype",
-               f"must be float32 or bfloat16, got {self.dtype!r}")
+        _check(self.dtype in ("auto", "float32", "bfloat16"), "model.dtype",
+               f"must be auto, float32 or bfloat16, got {self.dtype!r}")
 
 
 @dataclass
@@ -179,6 +201,7 @@ class StrategyConfig:
     constant_lambda: float = 0.5
     dynamic: bool = True  # ablation: False = lambda_t fixed at constant_lambda
     mc_dropout: bool = True  # ablation: False = one deterministic pass
+    mc_estimator: str = "sequence"  # answer | sequence (MC_ESTIMATORS): how the K dropout passes run
     b_l2: bool = True  # ablation: False = no L2 on B when training
     diversity_factor: float = 0.0  # > 1: take top factor*n, then k-center greedy to n
     # Length: None = score.normalize; True = mean per answer token, False = sum (full term).
@@ -201,6 +224,11 @@ class StrategyConfig:
     skip_top: float = 0.0  # drop the top q fraction of the ranking (the extreme tail)
     target_quantile: float | None = None  # prefer scores nearest this pool quantile (0.5: middle)
     strata: int = 0  # > 1: k-means strata over prompt embeddings, labels split by stratum size
+    # Low-budget strategies (strategies/probcover.py, cluster_weighted.py, adaptive.py):
+    probcover_share: float = 0.02  # probcover: delta = median distance to the k-th neighbour, k = share*(N-1)
+    probcover_delta: float | None = None  # probcover: a fixed ball radius instead (null: from the share)
+    weighted_clusters: int = 8  # cluster-weighted: k-means clusters standing in for task labels
+    adaptive_stability: float = 0.8  # adaptive: STAR once round-to-round Spearman of the uncertainty >= this
 
     def __post_init__(self) -> None:
         _check_measure(self.measure, "strategy.measure")
@@ -218,6 +246,17 @@ class StrategyConfig:
         _check(not (self.strata and self.diversity_factor), "strategy.strata",
                "stratification and the diversity step (strategy.diversity_factor) are alternatives; set one")
         _check(self.mc_samples >= 1, "strategy.mc_samples", f"must be >= 1, got {self.mc_samples!r}")
+        _check(0.0 < self.probcover_share < 1.0, "strategy.probcover_share",
+               f"must be in (0, 1), got {self.probcover_share!r}")
+        _check(self.probcover_delta is None or self.probcover_delta > 0, "strategy.probcover_delta",
+               f"must be > 0 or null, got {self.probcover_delta!r}")
+        _check(isinstance(self.weighted_clusters, int) and not isinstance(self.weighted_clusters, bool)
+               and self.weighted_clusters >= 1, "strategy.weighted_clusters",
+               f"must be an integer >= 1, got {self.weighted_clusters!r}")
+        _check(-1.0 <= self.adaptive_stability <= 1.0, "strategy.adaptive_stability",
+               f"must be in [-1, 1] (a Spearman correlation), got {self.adaptive_stability!r}")
+        _check(self.mc_estimator in MC_ESTIMATORS, "strategy.mc_estimator",
+               f"must be one of {', '.join(MC_ESTIMATORS)}, got {self.mc_estimator!r}")
         _check(self.schedule_step > 0, "strategy.schedule_step", "must be > 0")
         _check(0 < self.schedule_rate < 1, "strategy.schedule_rate", "must be in (0, 1)")
         _check(0 <= self.constant_lambda <= 1, "strategy.constant_lambda", "must be in [0, 1]")
@@ -409,7 +448,16 @@ def build_config(config_file: str | Path | None = None, overrides: dict[str, Any
         config = merge(config, load_yaml(config_file), source=str(config_file))
     if overrides:
         config = merge(config, overrides, source="flags")
-    return config
+    return resolve_auto(config)
+
+
+def resolve_auto(config: Config) -> Config:
+    """``config`` with ``model.dtype=auto`` replaced by what it means on this machine."""
+    if config.model.dtype != "auto":
+        return config
+    from .models.precision import auto_dtype  # lazily: torch is heavy, config is not
+
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, dtype=auto_dtype()))
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -1,11 +1,16 @@
-"""A tiny name -> object registry shared by tasks, measures, strategies and schedules."""
+"""A tiny name -> object registry shared by tasks, measures, strategies and schedules, and
+:func:`import_plugins`, which imports the user's modules that add to them (``--plugin``)."""
 
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
-from .errors import UnknownNameError
+from .errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -48,3 +53,29 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def import_plugins(plugins: Iterable[str]) -> list[ModuleType]:
+    """Import the modules that register a user's own strategies (or tasks, measures).
+
+    Each plugin is a module name (``my_package.strategies``) or the path of a ``.py`` file;
+    a file's folder is put first on ``sys.path`` and the file imported by its name, so that
+    ``--jobs`` workers (spawned with this ``sys.path``) can import it again by that name. A
+    module already imported is not imported twice, so nothing registers twice.
+    """
+    modules = []
+    for plugin in plugins:
+        name = plugin
+        if plugin.endswith(".py"):
+            path = Path(plugin).expanduser()
+            if not path.is_file():
+                raise ConfigError(f"--plugin {plugin}: file not found")
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            name = path.stem
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError as exc:
+            raise ConfigError(f"--plugin {plugin}: cannot import it ({exc})") from None
+    return modules

@@ -13,6 +13,8 @@ The parts, one responsibility each:
 """
 
 from .folder import Campaign
-from .workflow import export_labels, import_file, import_labelstudio, init_campaign, next_round, status
+from .workflow import (export_labels, import_file, import_labelstudio, import_records, init_campaign, next_round,
+                       status)
 
-__all__ = ["Campaign", "export_labels", "import_file", "import_labelstudio", "init_campaign", "next_round", "status"]
+__all__ = ["Campaign", "export_labels", "import_file", "import_labelstudio", "import_records", "init_campaign",
+           "next_round", "status"]

@@ -36,7 +36,7 @@ from filelock import FileLock, Timeout
 from ..config import Config, config_from_dict
 from ..data.example import Example
 from ..errors import ConfigError, RunStateError
-from ..rundir import _fsync_dir, atomic_write_json, atomic_write_text
+from ..run.rundir import _fsync_dir, atomic_write_json, atomic_write_text
 from .state import CampaignState
 from .stopping import StopSettings
 

@@ -73,6 +73,22 @@ def read_answers(path: str | Path, *, pool: Mapping[str, Example], task, campaig
     return sheet
 
 
+def sheet_from_records(records: Iterable[Mapping[str, Any]], *, pool: Mapping[str, Example], task,
+                       source: str = "records") -> AnswerSheet:
+    """Validate answers given as rows in memory (the answer file's fields: ``id``, ``answer``
+    or ``skip``, optional ``seconds``), with the same checks as a file; ``records[i]`` in
+    an error names the row."""
+    rows = []
+    for i, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise DataError(f"{source}[{i}]: expected a mapping with 'id' and 'answer' (or 'skip'), "
+                            f"got {type(record).__name__}")
+        rows.append(_answer_row(dict(record), f"{source}[{i}]"))
+    if not rows:
+        raise DataError(f"{source}: no answers given")
+    return AnswerSheet(source=source, rows=check_rows(rows, pool=pool, task=task))
+
+
 def _answer_row(row: dict[str, Any], where: str) -> AnswerRow:
     if "id" not in row or row["id"] is None or not str(row["id"]).strip():
         raise DataError(f"{where}: missing field 'id' (fields: {', '.join(map(str, row)) or 'none'})")

@@ -1,6 +1,6 @@
 """One ``campaign next``: train on every label so far, then choose and write the next batch.
 
-Round ``r`` does, in order (as a round of :class:`activelora.loop.ActiveLearningRun`, with a
+Round ``r`` does, in order (as a round of :class:`activelora.run.loop.ActiveLearningRun`, with a
 person instead of the simulated oracle):
 
 1. **train**  a fresh LoRA adapter on every label given so far (none at first: the adapter's
@@ -33,15 +33,15 @@ import numpy as np
 from ..config import Config
 from ..data.example import Example
 from ..data.tasks import get_task
-from ..evaluation import evaluate
+from ..run.evaluation import evaluate
 from ..models.generation import generate
 from ..models.lora import reset_lora, save_adapter
 from ..models.text import encode_prompt
-from ..pool_scoring import PoolScorer, run_seed
-from ..rundir import atomic_write_json, atomic_write_text
+from ..run.pool_scoring import PoolScorer, run_seed
+from ..run.rundir import atomic_write_json, atomic_write_text
 from ..strategies import Needs, PoolView, get_strategy
 from ..strategies.regime import TrainingRegime, decide_regime
-from ..training import train_lora
+from ..run.training import train_lora
 from .folder import Campaign, pause_point
 from .state import CampaignState, now
 from .stopping import cohen_kappa
@@ -50,13 +50,15 @@ log = logging.getLogger(__name__)
 
 BATCH_CSV_COLUMNS = ("id", "question", "suggestion", "score", "answer", "skip")
 def strategy_inputs(model, tokenizer, task, examples: Sequence[Example], needs: Needs, regime: TrainingRegime,
-                    config: Config, *, seed: int, r: int, progress: bool, strategy_name: str) -> dict[str, np.ndarray]:
+                    config: Config, *, seed: int, r: int, progress: bool, strategy_name: str,
+                    labelled: Sequence[Example] = ()) -> dict[str, np.ndarray]:
     """What ``needs`` asks for, for ``examples``: the arrays of a :class:`PoolView`, computed
-    by the loop's own scorer (:meth:`activelora.pool_scoring.PoolScorer.strategy_inputs`)."""
+    by the loop's own scorer (:meth:`activelora.run.pool_scoring.PoolScorer.strategy_inputs`).
+    ``labelled``: the examples already asked for, for ``Needs.labelled_embeddings``."""
     scorer = PoolScorer(model, tokenizer, task, config, needs, regime, seed, strategy_name, progress=progress)
-    lists = scorer.strategy_inputs(examples, r)
+    lists = scorer.strategy_inputs(examples, r, labelled=labelled)
     return {key: np.asarray(lists[key], dtype=np.float64)
-            for key in ("full_scores", "base_scores", "embeddings") if key in lists}
+            for key in ("full_scores", "base_scores", "embeddings", "labelled_embeddings") if key in lists}
 
 
 def greedy_answers(model, tokenizer, task, examples: Sequence[Example], config: Config, *,
@@ -157,9 +159,11 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
     else:
         t = sum(1 for record in state.rounds if not record.get("initial"))
         by_id = [pool_by_id[i] for i in candidates]
+        open_ids = set(candidates)
+        labelled = [ex for ex in campaign.pool if ex.id not in open_ids] if needs.labelled_embeddings else []
         arrays = {} if strategy.draws_at_random(t) else strategy_inputs(  # a cold start reads no score
             model, tokenizer, task, by_id, needs, regime, config, seed=seed, r=r, progress=progress,
-            strategy_name=settings.strategy)
+            strategy_name=settings.strategy, labelled=labelled)
         selection = strategy.select(PoolView(ids=candidates, rng=rng, round_index=t, **arrays), n)
         ids, scores, info = selection.ids, selection.scores, dict(selection.info)
     model.eval()

@@ -10,7 +10,7 @@ import json
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -19,11 +19,11 @@ from ..data.example import Example
 from ..data.loaders import load_examples
 from ..data.tasks import get_task, infer_task
 from ..errors import ConfigError, DataError
-from ..rundir import atomic_write_text
+from ..run.rundir import atomic_write_text
 from ..strategies import get_strategy
 from ..strategies.regime import decide_regime
 from .folder import Campaign, Settings, pause_point
-from .importers import AnswerSheet, read_answers, rows_from_labelstudio
+from .importers import AnswerSheet, read_answers, rows_from_labelstudio, sheet_from_records
 from .state import ImportReport, now
 from .stopping import StopSettings, stop_reasons
 
@@ -40,6 +40,12 @@ def init_campaign(folder: str | Path, *, pool_file: str, config: Config, task: s
     get_task(task_name)  # an unknown name lists the valid ones
     chosen = get_strategy(strategy, config.strategy)
     needs = chosen.needs()
+    if needs.reads_gold:
+        raise ConfigError(f"--strategy {strategy}: an oracle reads gold answers, for headroom studies in "
+                          "simulation (activelora run) only; a campaign's pool has none")
+    if needs.previous_scores:
+        raise ConfigError(f"--strategy {strategy}: decides from the previous round's pool scores, which a "
+                          "campaign does not keep (use typiclust or star)")
     if needs.trains_on_whole_pool:
         raise ConfigError(f"--strategy {strategy}: labels the whole pool at once; a campaign asks for "
                           "batches (use random for a random order)")
@@ -125,6 +131,15 @@ def import_file(campaign: Campaign, path: str | Path, *, replace: bool = False) 
         sheet = read_answers(path, pool=campaign.pool_by_id, task=get_task(campaign.settings.task),
                              campaign_id=campaign.settings.id, project_id=saved.get("project"))
         return _apply(campaign, sheet, replace), sheet
+
+
+def import_records(campaign: Campaign, records: Iterable[Mapping[str, Any]], *, replace: bool = False,
+                   source: str = "records") -> ImportReport:
+    """Import answers given in memory (rows as in an answer file), all or nothing."""
+    with campaign.locked():
+        sheet = sheet_from_records(records, pool=campaign.pool_by_id, task=get_task(campaign.settings.task),
+                                   source=source)
+        return _apply(campaign, sheet, replace)
 
 
 def import_labelstudio(campaign: Campaign, labelstudio, *, replace: bool = False) -> tuple[ImportReport, AnswerSheet]:

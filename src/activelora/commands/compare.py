@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import compare
+    from ..experiment.report import compare
 
     out = common.output_dir(args.out or args.dirs[0])
     _, table = compare(args.dirs, out, args.target)

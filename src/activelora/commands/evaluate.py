@@ -7,7 +7,7 @@ import argparse
 import json
 import time
 
-from ..rundir import atomic_write_json, atomic_write_text
+from ..run.rundir import atomic_write_json, atomic_write_text
 from . import common
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate
+    from ..run.evaluation import evaluate
     from ..probes.answer_confidence import answer_calibration, answer_confidences
 
     common.setup_logging()

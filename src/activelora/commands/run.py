@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", dest="seeds", action="append", type=int, metavar="N",
                         help="seed (repeatable; default: 0)")
     parser.add_argument("--rounds", type=int, metavar="R", help="query rounds after the initial set")
-    parser.add_argument("--data", help="arith (default), a .jsonl/.csv file or folder, or a hub dataset")
+    parser.add_argument("--data", help="arith (default), mix, a .jsonl/.csv file or folder, or a hub dataset")
     parser.add_argument("--task", help="default: inferred from --data")
     common.add_model_args(parser, adapter=False)
     parser.add_argument("--restart", action="store_true", help="start over runs whose config changed")
@@ -43,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..loop import run_experiment
-    from ..parallel_runs import RunsFailedError
-    from ..distributed import is_main_process
-    from ..report import compare
-    from ..tracking import check_report_to
+    from ..experiment.runner import run_experiment
+    from ..experiment.workers import RunsFailedError
+    from ..multiprocess.distributed import is_main_process
+    from ..experiment.report import compare
+    from ..run.tracking import check_report_to
 
     common.setup_logging()
     config = common.config_from_args(args, {"loop": {
@@ -57,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.time()
     try:
         run_experiment(config, output, restart=args.restart, progress=not args.quiet, jobs=args.jobs,
+                       threads=args.threads,
                        report_to=report_to)
     except RunsFailedError as failed:
         for failure in failed.failures:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..rundir import atomic_write_json, atomic_write_text
+from ..run.rundir import atomic_write_json, atomic_write_text
 from . import common
 
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..models.lora import attach_lora, save_adapter
     from ..strategies.regime import decide_regime
-    from ..training import train_lora
+    from ..run.training import train_lora
 
     common.setup_logging()
     config = common.config_from_args(args, {"train": {

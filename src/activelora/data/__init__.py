@@ -1,13 +1,15 @@
-"""Data: examples, tasks (prompt, target, answer extraction), loaders and the arith generator."""
+"""Data: examples, tasks (prompt, target, answer extraction), loaders and the embedded generators (arith, mix)."""
 
 from .arith import FAMILIES, FAMILY_NAMES, generate_arith
 from .example import Example
 from .loaders import load_examples
+from .mix import SKILL_NAMES, SKILLS, generate_mix
 from .tasks import (
     TASKS,
     ArithTask,
     BoolQTask,
     GSM8KTask,
+    MixTask,
     OBQATask,
     PlainTask,
     Task,
@@ -25,10 +27,14 @@ __all__ = [
     "BoolQTask",
     "Example",
     "GSM8KTask",
+    "MixTask",
     "OBQATask",
     "PlainTask",
+    "SKILLS",
+    "SKILL_NAMES",
     "Task",
     "generate_arith",
+    "generate_mix",
     "get_task",
     "infer_task",
     "load_examples",

@@ -2,7 +2,8 @@
 
 ``load_examples(source, split)`` reads:
 
-* ``"arith"``: the embedded generator (:func:`activelora.data.arith.generate_arith`);
+* ``"arith"`` and ``"mix"``: the embedded generators (:func:`activelora.data.arith.generate_arith`,
+  :func:`activelora.data.mix.generate_mix`);
 * a ``.jsonl``/``.json`` (JSON lines; a ``.json`` holding one JSON array works too) or
   ``.csv`` file, whatever ``split`` says;
 * a folder: its ``{split}.jsonl`` (or ``.json``, ``.csv``);
@@ -27,9 +28,11 @@ from typing import Any, Iterator
 from ..errors import DataError
 from .arith import generate_arith
 from .example import Example
+from .mix import generate_mix
 from .tasks import get_task
 
 SUFFIXES = (".jsonl", ".json", ".csv")
+GENERATORS = {"arith": generate_arith, "mix": generate_mix}  # embedded sources, by name
 HUB_HINT = "pip install 'activelora[hub]'"
 
 _Row = tuple[str, int, dict[str, Any]]  # (where, line or row number, fields)
@@ -51,7 +54,7 @@ def load_examples(
     ``task``: a task name; when given, every labelled example must have a gold answer that
     task can read (e.g. GSM8K's ``#### N``), checked here so that a bad row is reported with
     its file and line rather than in the middle of a run. ``answer_field=None`` reads an
-    unlabelled pool; ``id_field=None`` always derives ids. ``seed`` is the arith generator's.
+    unlabelled pool; ``id_field=None`` always derives ids. ``seed`` is the embedded generators'.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
         raise DataError(f"limit must be a positive integer, got {limit!r}")
@@ -59,9 +62,9 @@ def load_examples(
         raise DataError("question_field must name a field")
     checker = get_task(task) if task is not None else None
 
-    if source == "arith":
-        examples = generate_arith(split, n=limit, seed=seed)
-        wheres = [f"arith[{split}] row {i}" for i in range(len(examples))]
+    if source in GENERATORS:
+        examples = GENERATORS[source](split, n=limit, seed=seed)
+        wheres = [f"{source}[{split}] row {i}" for i in range(len(examples))]
     else:
         path = Path(source).expanduser()
         if path.is_dir():

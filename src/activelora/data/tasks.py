@@ -34,6 +34,9 @@ class Task:
     name: str = "task"
     max_new_tokens: int = 64
     stop_strings: tuple[str, ...] = (NEXT_QUESTION, "\n\n")
+    # More test sets, evaluated beside the main one every round: metric name -> the split
+    # that holds it. Round metrics then carry ``accuracy_<name>`` next to ``accuracy``.
+    extra_test_splits: dict[str, str] = {}
 
     def prompt(self, example: Example) -> str:
         return f"Question: {example.question.strip()}\nAnswer:"
@@ -82,8 +85,8 @@ def infer_task(source: str) -> str:
     """``arith`` for the embedded dataset; ``gsm8k``/``boolq``/``obqa`` when the source (a path
     or a hub name) mentions one, case-insensitively (the last mention wins, so the innermost
     folder decides); otherwise ``plain``."""
-    if source == "arith":
-        return "arith"
+    if source in ("arith", "mix"):  # the embedded generators
+        return source
     lowered = source.lower()
     hits = [(lowered.rfind(key), task) for key, task in _KNOWN_SOURCES if key in lowered]
     return max(hits)[1] if hits else "plain"
@@ -195,6 +198,42 @@ class ArithTask(GSM8KTask):
         if "The final answer is" in answer:
             return " " + answer
         return super().target(example)
+
+
+# --------------------------------------------------------------------------- mix
+
+
+@TASKS.register("mix")
+class MixTask(Task):
+    """The embedded ``mix`` pool (:mod:`activelora.data.mix`): every answer is one short line
+    (a number, a word or two, letters, a comma-separated list), read back exactly.
+
+    ``extract`` takes the first non-empty line and, when it says ``... is X`` or ``... are X``
+    (an instruct model's ``The plural of box is boxes.``), the ``X`` after the first such verb;
+    then drops quotes and a final period, normalises spaces (one between words, ``", "`` between
+    list items) and lower-cases (every gold answer is lower case or digits). The main test
+    split ``test`` weights every skill equally; ``test_pool_like`` (skills at their pool
+    shares) is reported as ``accuracy_pool_like``.
+    """
+
+    name = "mix"
+    max_new_tokens = 24
+    stop_strings = (NEXT_QUESTION, "\n\n")
+    extra_test_splits = {"pool_like": "test_pool_like"}
+
+    def extract(self, text: str) -> str | None:
+        lines = [line.strip() for line in _before_next_question(text).splitlines() if line.strip()]
+        if not lines:
+            return None
+        line = lines[0]
+        stated = _STATED.search(line)
+        if stated:
+            line = stated.group(1)
+        line = re.sub(r"\s*,\s*", ", ", " ".join(line.split()))
+        return line.strip().rstrip(".").strip().strip("\"'").strip().lower() or None
+
+
+_STATED = re.compile(r"\b(?:is|are)\s*:?\s+(.+)$")  # "The plural of box is boxes." -> "boxes."
 
 
 # --------------------------------------------------------------------------- true/false

@@ -11,7 +11,7 @@ entry is a hash of where it is. For row ``b`` (one example in one pass), LoRA mo
     v    = 16-bit half (i mod 2) of h,   keep = 1{ v >= round(p * 2^16) },   mask = keep / (1 - p)
 
 ``key_b`` comes from the example id, the seed and the pass
-(:func:`activelora.distributed.example_seed`); ``phi`` are the golden-ratio constants;
+(:func:`activelora.multiprocess.distributed.example_seed`); ``phi`` are the golden-ratio constants;
 SplitMix64 (Steele, Lea & Flood, OOPSLA 2014) and MurmurHash3's ``fmix32`` finaliser are
 bijective mixers. So P(drop) = round(p * 2^16) / 2^16 (p to 1.5e-5), and a mask entry depends
 only on (key, module, position, feature): the same on a CPU and a GPU (integer arithmetic),

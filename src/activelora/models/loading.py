@@ -23,6 +23,7 @@ import torch
 from filelock import FileLock
 
 from ..errors import ModelLoadError
+from . import precision
 
 EMBEDDED_MODELS = {
     # name -> (python package holding the file, GGUF file name, cache folder name)
@@ -141,13 +142,15 @@ def load_model(
     dtype: str = "float32",
     trust_remote_code: bool = False,
 ):
-    """Load ``(model, tokenizer)`` in eval mode on the CPU (or the first GPU when present)."""
+    """Load ``(model, tokenizer)`` in eval mode on the CPU (or the first GPU when present).
+
+    ``dtype``: ``auto``, ``float32`` or ``bfloat16`` (:mod:`activelora.models.precision`)."""
     from transformers import AutoModelForCausalLM
 
     resolved = resolve_model(spec)
     tokenizer = load_tokenizer(resolved, trust_remote_code)
     _quiet_hf()
-    torch_dtype = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    torch_dtype = precision.torch_dtype(dtype)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             resolved.location, dtype=torch_dtype, trust_remote_code=trust_remote_code

@@ -143,6 +143,22 @@ def mc_dropout(model, active: bool = True):
             model.eval()
 
 
+@contextlib.contextmanager
+def lora_dropout_paused(model):
+    """Inside: the LoRA A-input dropout modules sample no mask (eval mode); on exit each is
+    back in the mode it had. For a deterministic pass in the middle of Monte-Carlo scoring
+    (the prompt pass of :mod:`activelora.uncertainty.answer_passes`)."""
+    modules = lora_dropout_modules(model)
+    modes = [m.training for m in modules]
+    try:
+        for module in modules:
+            module.eval()
+        yield model
+    finally:
+        for module, mode in zip(modules, modes):
+            module.train(mode)
+
+
 def any_dropout_active(model) -> bool:
     """True when some dropout module would sample a mask (used by tests and sanity checks)."""
     return any(isinstance(m, nn.Dropout) and m.training and m.p > 0 for m in model.modules())

@@ -1,10 +1,15 @@
-"""Query strategies: random, passive, naive uncertainty, subtract, STAR (+ ablations); registry.
+"""Query strategies: random, passive, naive uncertainty, subtract, STAR (+ ablations), the
+headroom oracles (oracle-*: they read gold answers), the low-budget typiclust, probcover,
+cluster-weighted and adaptive; registry.
 
 Look one up with :func:`get_strategy`; ``STRATEGIES.names()`` lists them.
 """
 
 from .base import STRATEGIES, Needs, PoolView, Selection, Strategy, get_strategy, rank, register
 from .builtin import MC_MEASURES, UNCERTAINTY_MEASURES
+from . import oracles  # noqa: F401  (registers the oracle-* strategies: headroom studies only)
+# The label-free low-budget strategies (typiclust, probcover, cluster-weighted, adaptive):
+from . import typiclust, probcover, cluster_weighted, adaptive  # noqa: F401,E402  (registers them)
 from .diversity import candidate_count, k_center_greedy
 from .normalize import min_max_normalize
 from .schedules import SCHEDULES, make_schedule

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..config import StrategyConfig
+from ..config import MC_ESTIMATORS, StrategyConfig
 from ..errors import PoolExhaustedError
 from ..registry import Registry
 from .diversity import candidate_count, k_center_greedy
@@ -34,7 +34,21 @@ class Needs:
     - ``mc_samples``: passes for the full scores. 1 = one deterministic pass, dropout off;
       K >= 2 = K passes with (only) the LoRA dropout on, reduced by the measure (mean of
       the K uncertainties, or BALD's mutual information).
+    - ``mc_estimator``: how those K >= 2 passes run (``strategy.mc_estimator``): ``answer``
+      (dropout at the answer positions only, over one shared prompt cache) or ``sequence``
+      (dropout over the whole prompt + answer in each pass); see
+      :mod:`activelora.uncertainty.answer_passes`.
     - ``hidden_states``: mean-pooled last hidden states (n, d), for the diversity step.
+    - ``labelled_embeddings``: the embeddings of the examples selected so far as well
+      (``PoolView.labelled_embeddings``), for rules over the labelled and unlabelled set
+      together (typiclust, probcover). Both arrays then come from one deterministic
+      prompt-only pass of the base model (adapter disabled), so they are comparable and the
+      same in every round; implies ``hidden_states``.
+    - ``previous_scores``: ``PoolView.previous_full_scores``, the full scores the previous
+      query round computed for these ids, and ``PoolView.previous_info``, what the strategy
+      recorded in that round's selection (None in the first query). For a rule that watches
+      the model change between rounds (``adaptive``); both are read back from the run
+      folder, so a resumed run decides the same.
     - ``measure``: the uncertainty measure's name (entropy, pe, lc, bald, vote).
     - ``base_measure``: the base term's measure; a measure defined only over several MC
       passes (bald, vote) falls back to ``entropy`` there, since the base model (adapter
@@ -53,6 +67,12 @@ class Needs:
       from these by :func:`~activelora.strategies.regime.decide_regime`, nowhere else.
     - ``trains_on_whole_pool``: passive learning. The loop labels the whole pool in one step,
       ``select(pool, len(pool.ids))``, trains once and runs no query rounds.
+    - ``gold_answers``: the full scores are computed on each example's **gold** answer
+      (teacher-forced), not on the model's own. This reads labels the pool does not have:
+      only an ``oracle-*`` strategy may ask for it (headroom studies in simulation).
+    - ``gold_meta``: ``PoolView.meta`` holds each example's ``meta`` from the data source
+      (arith's ``steps``, mix's ``skill``): what a generator knows and a real pool does not.
+      Only an ``oracle-*`` strategy may ask for it; :func:`get_strategy` checks both ways.
     """
 
     full_scores: bool = False
@@ -68,6 +88,11 @@ class Needs:
     base_normalize: bool | None = None
     base_target: str = "own"
     answer_end: str = "generated"
+    mc_estimator: str = "sequence"
+    gold_answers: bool = False
+    gold_meta: bool = False
+    labelled_embeddings: bool = False
+    previous_scores: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
@@ -78,6 +103,19 @@ class Needs:
             raise ValueError(f"Needs.base_target must be own or tuned, got {self.base_target!r}")
         if self.answer_end not in ("generated", "content", "eos"):
             raise ValueError(f"Needs.answer_end must be generated, content or eos, got {self.answer_end!r}")
+        if self.mc_estimator not in MC_ESTIMATORS:
+            raise ValueError(f"Needs.mc_estimator must be one of {', '.join(MC_ESTIMATORS)}, got {self.mc_estimator!r}")
+        if self.labelled_embeddings and not self.hidden_states:
+            raise ValueError("Needs.labelled_embeddings comes with the pool's embeddings: set hidden_states")
+        if self.previous_scores and not self.full_scores:
+            raise ValueError("Needs.previous_scores compares full scores between rounds: it needs full_scores")
+        if self.gold_answers and not self.full_scores:
+            raise ValueError("Needs.gold_answers scores the gold answers: it needs full_scores")
+
+    @property
+    def reads_gold(self) -> bool:
+        """Whether the strategy sees gold answers or the source's meta: an oracle."""
+        return self.gold_answers or self.gold_meta
 
     @property
     def dropout_passes(self) -> int:
@@ -107,6 +145,8 @@ class PoolView:
     Arrays are aligned with ``ids`` (stable example ids, never positions). Only the fields the
     strategy's :class:`Needs` asked for are filled. ``round_index`` is the query index t
     (0 for the first query after the initial labelled set). ``rng`` is seeded by the loop.
+    ``meta``: each example's ``meta``, filled only for a strategy whose needs declare
+    ``gold_meta`` (an oracle); :meth:`Strategy.select` refuses it for any other.
     """
 
     ids: list[str]
@@ -115,6 +155,10 @@ class PoolView:
     base_scores: np.ndarray | None = None  # (n,)
     embeddings: np.ndarray | None = None  # (n, d)
     round_index: int = 0
+    meta: list[dict[str, Any]] | None = None  # oracles only (Needs.gold_meta)
+    labelled_embeddings: np.ndarray | None = None  # (m, d): the m examples selected so far
+    previous_full_scores: np.ndarray | None = None  # (n,): the previous query's full scores
+    previous_info: dict[str, Any] | None = None  # the previous query's Selection.info
 
     def __post_init__(self) -> None:
         self.ids = list(self.ids)
@@ -123,7 +167,7 @@ class PoolView:
         if self.round_index < 0:
             raise ValueError(f"PoolView.round_index must be >= 0, got {self.round_index}")
         n = len(self.ids)
-        for name, ndim in (("full_scores", 1), ("base_scores", 1), ("embeddings", 2)):
+        for name, ndim in (("full_scores", 1), ("base_scores", 1), ("embeddings", 2), ("previous_full_scores", 1)):
             value = getattr(self, name)
             if value is None:
                 continue
@@ -136,6 +180,17 @@ class PoolView:
                     f"with n = {n} pool ids"
                 )
             setattr(self, name, value)
+        if self.labelled_embeddings is not None:
+            labelled = np.asarray(self.labelled_embeddings, dtype=np.float64)
+            if labelled.size == 0:  # none selected yet, or saved as [] (shape lost)
+                labelled = labelled.reshape(0, self.embeddings.shape[1] if self.embeddings is not None else 0)
+            width = self.embeddings.shape[1] if self.embeddings is not None and n else labelled.shape[-1]
+            if labelled.ndim != 2 or labelled.shape[1] != width:
+                raise ValueError(f"PoolView.labelled_embeddings has shape {labelled.shape}; expected (m, d) "
+                                 "with the embeddings' d")
+            self.labelled_embeddings = labelled
+        if self.meta is not None and len(self.meta) != n:
+            raise ValueError(f"PoolView.meta has {len(self.meta)} entries for {n} pool ids")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -180,11 +235,15 @@ class Strategy:
     """Base class. A subclass sets ``name``, declares :meth:`needs` and writes :meth:`score`.
 
     ``informative_scores`` False (random, passive) records ``None`` as each selected
-    example's score and skips the diversity step and the remedies.
+    example's score and skips the diversity step and the remedies. ``oracle`` True marks a
+    strategy that reads gold answers or the source's meta (``Needs.reads_gold``); its name
+    starts with ``oracle-``. Oracles bound what label-free selection could gain; they are for
+    headroom studies only and cannot run in a campaign.
     """
 
     name: ClassVar[str] = ""
     informative_scores: ClassVar[bool] = True
+    oracle: ClassVar[bool] = False
     # Switches an ablation variant forces on the config, e.g. {"dynamic": False}.
     config_overrides: ClassVar[dict[str, Any]] = {}
     # RegularizationConfig fields a variant pins when it trains with the hybrid
@@ -249,6 +308,9 @@ class Strategy:
         ``pool.embeddings``) or the strata, or plainly the first ``n``.
         """
         n = self.check_n(pool, n)
+        if pool.meta is not None and not self.needs().gold_meta:
+            raise ValueError(f"strategy {self.name!r} is label-free and was handed PoolView.meta "
+                             "(the source's gold annotations): only an oracle may read them")
         if n == 0:
             return Selection(ids=[], scores=[], info={})
         if self.draws_at_random(pool.round_index):
@@ -310,6 +372,13 @@ def get_strategy(name: str, cfg: StrategyConfig) -> Strategy:
     """The strategy registered as ``name``, built with ``cfg``.
 
     An unknown name raises :class:`~activelora.errors.UnknownNameError` listing the valid
-    ones; an impossible setting (e.g. BALD with one MC pass) raises ``ConfigError``.
+    ones; an impossible setting (e.g. BALD with one MC pass) raises ``ConfigError``. A
+    strategy that reads gold answers or meta must be an ``oracle-*`` one, and the other way
+    round (``ValueError``: a programming error in the strategy, not a user mistake).
     """
-    return STRATEGIES.get(name)(cfg)
+    strategy = STRATEGIES.get(name)(cfg)
+    oracle_name = strategy.name.startswith("oracle-")
+    if not (strategy.oracle == oracle_name == strategy.needs().reads_gold):
+        raise ValueError(f"strategy {strategy.name!r}: reading gold answers or meta (Needs.gold_answers, "
+                         "gold_meta), Strategy.oracle and an 'oracle-' name go together, all or none")
+    return strategy

@@ -109,7 +109,7 @@ class UncertaintyStrategy(Strategy):
     def needs(self) -> Needs:
         return Needs(full_scores=True, mc_samples=self.mc_samples, measure=self.measure,
                      hidden_states=self.wants_embeddings, b_l2=self.cfg.b_l2, normalize=self.cfg.normalize,
-                     answer_end=self.cfg.answer_end)
+                     answer_end=self.cfg.answer_end, mc_estimator=self.cfg.mc_estimator)
 
     def score(self, pool: PoolView) -> tuple[np.ndarray, dict[str, Any]]:
         return pool.require("full_scores", self.name), {}
@@ -136,7 +136,7 @@ class _MixedStrategy(Strategy):
                      hidden_states=self.wants_embeddings, hybrid_regularization=hybrid_regularization,
                      b_l2=cfg.b_l2, normalize=cfg.normalize,
                      base_normalize=cfg.base_normalize if cfg.base_normalize is not None else cfg.normalize,
-                     base_target=cfg.base_target, answer_end=cfg.answer_end)
+                     base_target=cfg.base_target, answer_end=cfg.answer_end, mc_estimator=cfg.mc_estimator)
 
     def _normalized(self, pool: PoolView) -> tuple[np.ndarray, np.ndarray]:
         base = min_max_normalize(pool.require("base_scores", self.name))
@@ -261,7 +261,8 @@ class StarPaper(StarStrategy):
 
     Pinned, whatever the experiment's config says: ``entropy`` summed over the answer tokens
     for both terms, the base term on the base model's *own* greedy answer, K = 3 MC-dropout
-    passes for ``u_full``, the linear λ_t = 1 - 0.1·(t+1) (0.9, 0.8, ...), both terms
+    passes for ``u_full``, each sampling dropout over the whole sequence
+    (``mc_estimator: sequence``), the linear λ_t = 1 - 0.1·(t+1) (0.9, 0.8, ...), both terms
     min-max normalised, no diversity step and no remedy; trained with the hybrid
     regularisation as decoupled weight decay 0.5 on B only (the authors' code) and dropout
     ``lora.lora_dropout`` on the A inputs. Differences from the paper that cannot or should
@@ -276,6 +277,6 @@ class StarPaper(StarStrategy):
         "measure": "entropy", "mc_samples": 3, "mc_dropout": True, "schedule": "linear", "schedule_step": 0.1,
         "dynamic": True, "b_l2": True, "diversity_factor": 0.0, "normalize": False, "base_normalize": False,
         "base_target": "own", "answer_end": "generated", "cold_start_rounds": 0, "skip_top": 0.0,
-        "target_quantile": None, "strata": 0,
+        "target_quantile": None, "strata": 0, "mc_estimator": "sequence",
     }
     regularization_overrides = {"b_l2_mode": "decay", "b_weight_decay": 0.5}

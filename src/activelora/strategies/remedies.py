@@ -29,6 +29,8 @@ import math
 
 import numpy as np
 
+from .geometry import row_blocks
+
 
 def percentile_ranks(scores: np.ndarray) -> np.ndarray:
     """Mid-rank percentile of each score in [0, 1]: ``(#{s_j < s_i} + (#{s_j = s_i} - 1)/2) / (N - 1)``.
@@ -104,8 +106,7 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int
         d2 = np.minimum(d2, ((x - centres[c]) ** 2).sum(1))
     labels = np.full(n, -1, dtype=np.int64)
     for _ in range(iterations):
-        dist = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(-1)  # (N, k)
-        new = dist.argmin(1)
+        new, own = _nearest_centres(x, centres)
         if np.array_equal(new, labels):
             break
         labels = new
@@ -114,9 +115,26 @@ def kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iterations: int
             if members.any():
                 centres[c] = x[members].mean(0)
             else:
-                far = int(dist[np.arange(n), labels].argmax())
-                centres[c] = x[far]
+                centres[c] = x[int(own.argmax())]
     return labels
+
+
+def _nearest_centres(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's nearest centre (ties to the lower index) and its squared distance to it.
+
+    Squared distances from differences, ``((x_i - c_j)**2).sum()``, computed for a block of
+    rows at a time: the (rows, k, d) difference tensor stays within
+    :data:`~activelora.strategies.geometry.BLOCK_ELEMENTS` instead of growing as (N, k, d),
+    and every value is the one an unblocked pass computes, so the clusters are too.
+    """
+    n, k = x.shape[0], centres.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    own = np.empty(n)
+    for block in row_blocks(n, k * x.shape[1]):
+        dist = ((x[block, None, :] - centres[None, :, :]) ** 2).sum(-1)  # (rows, k)
+        labels[block] = dist.argmin(1)
+        own[block] = dist[np.arange(dist.shape[0]), labels[block]]
+    return labels, own
 
 
 def stratified_pick(order: np.ndarray, labels: np.ndarray, n: int) -> tuple[np.ndarray, dict]:

@@ -8,7 +8,9 @@ the model's own greedy answer needs no teacher-forced pass at all: greedy decodi
 computed the logits at every answer position, so the per-position values are recorded
 while generating (:class:`OnePassValues`) and only summed here. ``K`` Monte-Carlo passes
 repeat the batch along the batch axis, as many at once as the memory budget allows, with
-dropout sampling only on the LoRA A inputs (:func:`activelora.models.lora.mc_dropout`).
+dropout sampling only on the LoRA A inputs (:func:`activelora.models.lora.mc_dropout`): over
+the whole sequence (``mc_estimator="sequence"``), or at the answer positions only over one
+shared prompt cache (``"answer"``, :mod:`activelora.uncertainty.answer_passes`).
 
 The pool is processed in chunks (tokenised, sorted by length, padded only within a batch),
 so peak memory does not grow with the pool. Results carry example ids and are computed per
@@ -33,7 +35,7 @@ import torch
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from ..distributed import example_seed
+from ..multiprocess.distributed import example_seed
 from ..errors import ConfigError, DataError
 from ..models.generation import Generation, answer_length, generate
 from ..models.loading import cache_dir
@@ -41,7 +43,10 @@ from ..models.keyed_dropout import RowKeys, keyed_dropout, pass_keys
 from ..models.heads import backbone_and_head, unwrap
 from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout, merged_adapter
 from ..models.text import encode_prompt, encode_target, pad_left, pad_right
-from ..rundir import atomic_write_text
+from ..run.rundir import atomic_write_text
+from ..config import MC_ESTIMATORS
+from .answer_head import answer_scores
+from .answer_passes import answer_passes
 from .measures import Measure, get_measure, reduce_positions, vote
 
 log = logging.getLogger(__name__)
@@ -137,6 +142,8 @@ class _Budget:
     heads: int
     vocab: int
     elt: int
+    layers: int = 1
+    kv_width: int = 0  # key (= value) features per token and layer; 0: hidden
 
     @classmethod
     def of(cls, model, megabytes: float) -> "_Budget":
@@ -150,6 +157,9 @@ class _Budget:
             heads=int(getattr(cfg, "num_attention_heads", 16)),
             vocab=int(getattr(cfg, "vocab_size", 32000)),
             elt=next(model.parameters()).element_size(),
+            layers=int(getattr(cfg, "num_hidden_layers", 1)),
+            kv_width=int(getattr(cfg, "num_key_value_heads", None) or getattr(cfg, "num_attention_heads", 16))
+            * int(getattr(cfg, "head_dim", None) or hidden // int(getattr(cfg, "num_attention_heads", 16))),
         )
 
     def forward_bytes(self, rows: int, length: int) -> float:
@@ -159,6 +169,16 @@ class _Budget:
 
     def passes_per_forward(self, k: int, rows: int, length: int) -> int:
         return max(1, min(k, int(self.bytes // max(1.0, self.forward_bytes(rows, length)))))
+
+    def cached_forward_bytes(self, rows: int, new: int, context: int) -> float:
+        # ``new`` tokens per row attending to ``context`` (cache + new) positions, plus the
+        # row's copy of the key/value cache, which grows to ``context`` in every layer.
+        per_token = (4 * self.hidden + 3 * self.intermediate + self.heads * context) * self.elt
+        cache = 2 * self.layers * (self.kv_width or self.hidden) * context * self.elt
+        return rows * (new * per_token + cache)
+
+    def cached_passes_per_forward(self, k: int, rows: int, new: int, context: int) -> int:
+        return max(1, min(k, int(self.bytes // max(1.0, self.cached_forward_bytes(rows, new, context)))))
 
     def positions_per_chunk(self, k: int) -> int:
         # float32 logits, log-softmax, probabilities and two temporaries, each (K, n, V).
@@ -219,24 +239,12 @@ def _teacher_forced(model, prompts, answers, *, measure: Measure, k: int, normal
             hidden_sum = pooled if hidden_sum is None else hidden_sum + pooled
         del out, h
     hid = torch.cat(answer_hidden, 0)  # (K, N, H)
-
-    n_total = hid.shape[1]
-    step = budget.positions_per_chunk(k)
-    values = []
-    for s in range(0, n_total, step):
-        logits = project(hid[:, s:s + step])  # (K, n, V)
-        if temperature != 1.0:  # temperature scaling: softmax(z / T) (Guo et al. 2017)
-            logits = logits / temperature
-        values.append(measure.position_values(logits, targets[s:s + step]).double())
-    per_position = torch.cat(values, -1) if values else torch.zeros((() if measure.joint else (k,)) + (0,),
-                                                                    dtype=torch.float64, device=device)
-    reduced = measure.finish(reduce_positions(per_position, [len(a) for a in answers], normalize))
+    scores, passes = answer_scores(hid, targets, [len(a) for a in answers], project, measure=measure, k=k,
+                                   normalize=normalize, budget=budget, temperature=temperature)
     hidden = None
     if want_hidden:
         hidden = (hidden_sum / (k * prompt_mask.sum(1, keepdim=True))).cpu().numpy().astype(np.float32)
-    if measure.joint:  # (B,)
-        return reduced.cpu(), None, hidden
-    return reduced.mean(0).cpu(), reduced.cpu(), hidden  # (K, B) -> (B,)
+    return scores, passes, hidden
 
 
 @torch.no_grad()
@@ -402,10 +410,14 @@ class _ScoreCache:
 
 
 def _cache_key(model, tokenizer, task, *, measure, target, mc_samples, normalize, max_new_tokens,
-               chat_template, seed, temperature) -> dict[str, Any]:
+               chat_template, seed, temperature, mc_estimator: str = "sequence") -> dict[str, Any]:
     inner = _unwrap(model)
     stochastic = measure.needs_sampled_answers or mc_samples > 1
-    return {
+    # The estimator enters the key only where it changes the scores (K > 1 dropout passes),
+    # and only when it is not the one every existing cache entry was made with.
+    estimator = ({"mc_estimator": mc_estimator}
+                 if mc_estimator != "sequence" and mc_samples > 1 and not measure.needs_sampled_answers else {})
+    return {**estimator,
         "version": CACHE_VERSION,
         "model": str(getattr(inner.config, "name_or_path", "") or type(inner).__name__),
         "weights": _weights_fingerprint(model),
@@ -426,9 +438,12 @@ def _cache_key(model, tokenizer, task, *, measure, target, mc_samples, normalize
 # --------------------------------------------------------------------------- public API
 
 
-def _check_args(measure: Measure, target, mc_samples, batch_size, max_new_tokens, temperature, examples) -> None:
+def _check_args(measure: Measure, target, mc_samples, batch_size, max_new_tokens, temperature, examples,
+                mc_estimator: str = "sequence") -> None:
     if target not in TARGETS:
         raise ConfigError(f"score.target: must be generated or gold, got {target!r}")
+    if mc_estimator not in MC_ESTIMATORS:
+        raise ConfigError(f"mc_estimator: must be one of {', '.join(MC_ESTIMATORS)}, got {mc_estimator!r}")
     if not isinstance(mc_samples, int) or mc_samples < 1:
         raise ConfigError(f"score.mc_samples: must be >= 1, got {mc_samples!r}")
     if mc_samples < measure.min_samples:
@@ -473,12 +488,16 @@ def score_pool(
     chunk_size: int = 512,
     generations: Sequence[Generation] | None = None,
     generation_batch_size: int | None = None,
+    mc_estimator: str = "sequence",
 ) -> list[ScoredExample]:
     """Score ``examples`` with ``measure``; one :class:`ScoredExample` per example, in input order.
 
     ``target``: ``generated`` (greedy answers; label-free) or ``gold`` (needs labels).
     ``mc_samples`` K: LoRA-dropout passes (per-pass measures average them; ``bald`` needs
-    K >= 2) or, for ``vote``, sampled answers. ``temperature`` T: every distribution is
+    K >= 2) or, for ``vote``, sampled answers. ``mc_estimator``, for K >= 2 dropout passes:
+    ``sequence`` samples dropout over the whole ``prompt + answer`` in each pass; ``answer``
+    runs the prompt once without dropout and samples only the answer positions, the K passes
+    over one shared prompt cache (:mod:`activelora.uncertainty.answer_passes`). ``temperature`` T: every distribution is
     ``softmax(logits / T)`` (the teacher-forced pass, and the sampling for ``vote``); a T fitted
     on held-out labels is post-hoc temperature scaling. ``base``: the adapter is
     disabled and results are cached on disk when ``cache``. ``seed`` keys each example's dropout
@@ -492,7 +511,7 @@ def score_pool(
     ``generation_batch_size``: prompts per greedy-decoding batch (default ``batch_size``);
     decoding one token at a time gains more from wide batches than the teacher-forced pass.
     ``generations``: this same model's greedy answers to ``examples`` (in order), e.g. from
-    :func:`activelora.evaluation.evaluate`, scored instead of generating them again; when
+    :func:`activelora.run.evaluation.evaluate`, scored instead of generating them again; when
     they carry the :class:`OnePassValues` of this measure and temperature and one pass is
     scored, no forward runs at all. With ``base``: answers given to score under the base
     model (e.g. the tuned model's, STAR's ``base_target=tuned``), carrying no recorded values;
@@ -501,7 +520,7 @@ def score_pool(
     """
     spec = get_measure(measure) if isinstance(measure, str) else measure
     examples = list(examples)
-    _check_args(spec, target, mc_samples, batch_size, max_new_tokens, temperature, examples)
+    _check_args(spec, target, mc_samples, batch_size, max_new_tokens, temperature, examples, mc_estimator)
     if generation_batch_size is not None and (not isinstance(generation_batch_size, int) or generation_batch_size < 1):
         raise ConfigError(f"generation batch size: must be > 0, got {generation_batch_size!r}")
     max_new = int(max_new_tokens if max_new_tokens is not None else task.max_new_tokens)
@@ -530,7 +549,8 @@ def score_pool(
         store = _ScoreCache(_cache_key(model, tokenizer, task, measure=spec,
                                        target=target if generations is None else "given",
                                        mc_samples=mc_samples, normalize=normalize, max_new_tokens=max_new,
-                                       chat_template=chat_template, seed=seed, temperature=temperature))
+                                       chat_template=chat_template, seed=seed, temperature=temperature,
+                                       mc_estimator=mc_estimator))
         if not return_hidden:  # the cache holds no hidden states
             hits = store.load()
             for ex in examples:
@@ -561,7 +581,8 @@ def score_pool(
                                          chat_template=chat_template, pad_id=pad_id, budget=budget,
                                          want_hidden=return_hidden, temperature=temperature, bar=bar, seed=seed,
                                          given=None if given is None else [given[ex.id] for ex in chunk],
-                                         generation_batch_size=generation_batch_size or batch_size):
+                                         generation_batch_size=generation_batch_size or batch_size,
+                                         mc_estimator=mc_estimator):
                     results[item.id] = item
     finally:
         bar.close()
@@ -573,8 +594,8 @@ def score_pool(
 
 def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, batch_size, max_new, stop,
                  chat_template, pad_id, budget, want_hidden, temperature, bar, seed: int = 0,
-                 given: list[Generation] | None = None,
-                 generation_batch_size: int | None = None) -> Iterable[ScoredExample]:
+                 given: list[Generation] | None = None, generation_batch_size: int | None = None,
+                 mc_estimator: str = "sequence") -> Iterable[ScoredExample]:
     prompts = [encode_prompt(tokenizer, task.prompt(ex), chat_template) for ex in chunk]
     for ex, p in zip(chunk, prompts):
         if not p:
@@ -623,10 +644,12 @@ def _score_chunk(model, tokenizer, task, chunk, *, spec, target, k, normalize, b
     # MC masks are keyed by (seed, example id, pass), not drawn from one stream, so an
     # example's K passes are the same in any batch, chunk or shard of the pool.
     keys = [example_seed(seed, ex.id, "mc") for ex in chunk]
+    # With one pass both estimators are the same deterministic pass (the sequence one is cheaper).
+    forward = answer_passes if k > 1 and mc_estimator == "answer" else _teacher_forced
     with mc_dropout(model, active=k > 1), merged_adapter(model), \
             (keyed_dropout(model) if k > 1 else contextlib.nullcontext()) as row_keys:
         for idx in budget.batches(order, lengths, batch_size):
-            scores, passes, hidden = _teacher_forced(
+            scores, passes, hidden = forward(
                 model, [prompts[i] for i in idx], [answers[i] for i in idx], measure=spec, k=k,
                 normalize=normalize, pad_id=pad_id, budget=budget, want_hidden=want_hidden,
                 temperature=temperature, row_keys=row_keys, example_keys=[keys[i] for i in idx])

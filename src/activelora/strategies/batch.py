@@ -1,0 +1,56 @@
+"""The base of strategies that choose a batch as a set, not as the top n of one score.
+
+TypiClust, ProbCover and the cluster-weighted rule decide each pick from the picks before it
+(a cluster is covered, a ball's points are covered, a cluster's quota is spent), so there is
+no per-example score to rank. They write :meth:`BatchStrategy.choose`; :meth:`select` keeps
+the contract every strategy has: ``n`` checked, the pool's ``meta`` refused, a cold-start
+round drawn as ``random`` draws it, and the result checked (n distinct ids of the pool).
+The remedies and the diversity step of :meth:`Strategy.select` (``skip_top``,
+``target_quantile``, ``strata``, ``diversity_factor``) re-rank one score and do not apply.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import PoolView, Selection, Strategy, rank, random_keys
+
+
+class BatchStrategy(Strategy):
+    """A strategy whose :meth:`choose` returns the whole batch."""
+
+    def choose(self, pool: PoolView, n: int) -> Selection:
+        """``n`` distinct ids of ``pool`` (1 <= n <= len(pool)), in the order picked."""
+        raise NotImplementedError
+
+    def score(self, pool: PoolView):  # pragma: no cover - a set rule has no per-example score
+        raise TypeError(f"strategy {self.name!r} chooses a batch as a set; call select()")
+
+    def select(self, pool: PoolView, n: int) -> Selection:
+        n = self.check_n(pool, n)
+        if pool.meta is not None and not self.needs().gold_meta:
+            raise ValueError(f"strategy {self.name!r} is label-free and was handed PoolView.meta "
+                             "(the source's gold annotations): only an oracle may read them")
+        if n == 0:
+            return Selection(ids=[], scores=[], info={})
+        if self.draws_at_random(pool.round_index):  # strategy.cold_start_rounds: random's draw
+            order = rank(random_keys(pool), pool.ids, pool.rng)
+            return Selection(ids=[pool.ids[i] for i in order[:n]], scores=[None] * n, info={"cold_start": True})
+        selection = self.choose(pool, n)
+        if len(selection.ids) != n or len(set(selection.ids)) != n or not set(selection.ids) <= set(pool.ids):
+            raise RuntimeError(f"strategy {self.name!r} chose {len(selection.ids)} ids, not {n} distinct pool ids")
+        return selection
+
+
+def child_rng(pool: PoolView) -> np.random.Generator:
+    """A generator for clustering, seeded from ``pool.rng`` (one draw): deterministic for a
+    run seed and round, and it never shifts the draws of the main stream beyond that one."""
+    return np.random.default_rng(pool.rng.integers(2**63))
+
+
+def id_order(ids: list[str]) -> np.ndarray:
+    """Each position's rank in sorted-id order: the tie-break that does not depend on the
+    order of the pool list (lower rank wins a tie)."""
+    ranks = np.empty(len(ids), dtype=np.int64)
+    ranks[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
+    return ranks
