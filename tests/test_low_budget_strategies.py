@@ -23,15 +23,9 @@ from activelora.strategies.probcover import coverage_radius, probcover_picks
 from activelora.strategies.remedies import kmeans
 from activelora.strategies.typiclust import picks_from_clusters, typicality
 
+from test_loop import SMALL  # the loop tests' small run: 20-example pool, 4 initial labels, rounds of 3
+
 NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive"]
-# The loop tests' small run (tests/test_loop.py): 20-example pool, 4 initial labels, rounds of 3.
-SMALL = [
-    "--set", "loop.pool_limit=20", "--set", "loop.test_limit=6", "--set", "loop.probe_size=4",
-    "--set", "loop.initial=4", "--set", "loop.query_size=3",
-    "--set", "train.epochs=1", "--set", "train.batch_size=4",
-    "--set", "eval.max_new_tokens=6", "--set", "score.max_new_tokens=6", "--set", "score.batch_size=8",
-    "--set", "strategy.mc_samples=2", "--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]",
-]
 
 
 # ----------------------------------------------------------------------------- references

@@ -294,6 +294,21 @@ class Strategy:
             raise PoolExhaustedError(requested=int(n), available=len(pool.ids))
         return int(n)
 
+    def selection_without_scores(self, pool: PoolView, n: int) -> Selection | None:
+        """What every strategy does before its own rule, or None to go on: refuse the gold
+        annotations to a label-free strategy; nothing for ``n = 0``; and in a cold-start round
+        (``strategy.cold_start_rounds``) the same keys and permutation ``random`` draws, so it
+        stays paired with it. No score is read then, so the pool may come without any."""
+        if pool.meta is not None and not self.needs().gold_meta:
+            raise ValueError(f"strategy {self.name!r} is label-free and was handed PoolView.meta "
+                             "(the source's gold annotations): only an oracle may read them")
+        if n == 0:
+            return Selection(ids=[], scores=[], info={})
+        if self.draws_at_random(pool.round_index):
+            order = rank(random_keys(pool), pool.ids, pool.rng)
+            return Selection(ids=[pool.ids[i] for i in order[:n]], scores=[None] * n, info={"cold_start": True})
+        return None
+
     def select(self, pool: PoolView, n: int) -> Selection:
         """The ``n`` pool ids most worth labelling, best first.
 
@@ -308,16 +323,9 @@ class Strategy:
         ``pool.embeddings``) or the strata, or plainly the first ``n``.
         """
         n = self.check_n(pool, n)
-        if pool.meta is not None and not self.needs().gold_meta:
-            raise ValueError(f"strategy {self.name!r} is label-free and was handed PoolView.meta "
-                             "(the source's gold annotations): only an oracle may read them")
-        if n == 0:
-            return Selection(ids=[], scores=[], info={})
-        if self.draws_at_random(pool.round_index):
-            # The same keys and permutation the random strategy draws: paired with it. No score
-            # is read, so the pool may come without any (the loop does not compute them).
-            order = rank(random_keys(pool), pool.ids, pool.rng)
-            return Selection(ids=[pool.ids[i] for i in order[:n]], scores=[None] * n, info={"cold_start": True})
+        early = self.selection_without_scores(pool, n)
+        if early is not None:
+            return early
         raw, info = self.score(pool)
         scores = np.asarray(raw, dtype=np.float64)
         if scores.shape != (len(pool.ids),):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PoolView, Selection, Strategy, rank, random_keys
+from .base import PoolView, Selection, Strategy
 
 
 class BatchStrategy(Strategy):
@@ -28,14 +28,9 @@ class BatchStrategy(Strategy):
 
     def select(self, pool: PoolView, n: int) -> Selection:
         n = self.check_n(pool, n)
-        if pool.meta is not None and not self.needs().gold_meta:
-            raise ValueError(f"strategy {self.name!r} is label-free and was handed PoolView.meta "
-                             "(the source's gold annotations): only an oracle may read them")
-        if n == 0:
-            return Selection(ids=[], scores=[], info={})
-        if self.draws_at_random(pool.round_index):  # strategy.cold_start_rounds: random's draw
-            order = rank(random_keys(pool), pool.ids, pool.rng)
-            return Selection(ids=[pool.ids[i] for i in order[:n]], scores=[None] * n, info={"cold_start": True})
+        early = self.selection_without_scores(pool, n)
+        if early is not None:
+            return early
         selection = self.choose(pool, n)
         if len(selection.ids) != n or len(set(selection.ids)) != n or not set(selection.ids) <= set(pool.ids):
             raise RuntimeError(f"strategy {self.name!r} chose {len(selection.ids)} ids, not {n} distinct pool ids")
