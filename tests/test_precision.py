@@ -113,3 +113,20 @@ def test_bf16_entropies_are_float32_and_close_to_float32(make_tiny_llama):
     h32 = -(p32 * p32.clamp_min(1e-300).log()).sum(-1)
     h16 = -(p16 * p16.clamp_min(1e-300).log()).sum(-1)
     np.testing.assert_allclose(h16.numpy(), h32.numpy(), rtol=2e-2)
+
+
+def test_an_experiment_built_in_python_records_what_auto_resolved_to(tmp_path, tiny_model_dir, monkeypatch):
+    """A Config handed straight to the experiment (not through build_config) is resolved too."""
+    import json
+
+    from activelora.config import Config, DataConfig, LoopConfig, ModelConfig, TrainConfig
+    from activelora.experiment.runner import run_experiment
+
+    monkeypatch.setattr(precision, "auto_dtype", lambda device=None: "float32")
+    config = Config(model=ModelConfig(name=str(tiny_model_dir), dtype="auto"),
+                    loop=LoopConfig(strategies=["random"], seeds=[0], rounds=0, initial=2, pool_limit=6,
+                                    test_limit=2, probe_size=0),
+                    train=TrainConfig(epochs=1, batch_size=2))
+    run_experiment(config, tmp_path / "exp", progress=False)
+    saved = json.loads((tmp_path / "exp" / "random" / "seed-0" / "config.json").read_text())
+    assert saved["model"]["dtype"] == "float32"

@@ -8,7 +8,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from ..config import Config
+from ..config import Config, resolve_auto
 from ..data.splits import load_experiment_data
 from ..errors import ConfigError
 from ..multiprocess.distributed import is_main_process, process_info
@@ -35,6 +35,7 @@ def run_experiment(config: Config, output: Path, *, restart: bool = False, progr
                           "accelerate launch)")
     if jobs > 1 and report_to:
         raise ConfigError("--report-to works with --jobs 1 for now (one tracker process)")
+    config = resolve_auto(config)  # model.dtype=auto recorded as what it means on this machine
     progress = progress and is_main_process()  # one set of progress bars per launch
     check_strategies(config)
     data = load_experiment_data(config)
