@@ -231,6 +231,12 @@ def rank(scores: np.ndarray, ids: list[str], rng: np.random.Generator) -> np.nda
     return shuffled[np.argsort(-scores[shuffled], kind="stable")]
 
 
+def child_rng(pool: PoolView) -> np.random.Generator:
+    """A generator for clustering, seeded from ``pool.rng`` (one draw): deterministic for a
+    run seed and round, and it never shifts the draws of the main stream beyond that one."""
+    return np.random.default_rng(pool.rng.integers(2**63))
+
+
 class Strategy:
     """Base class. A subclass sets ``name``, declares :meth:`needs` and writes :meth:`score`.
 
@@ -350,7 +356,7 @@ class Strategy:
         elif self.stratified:
             embeddings = pool.require("embeddings", self.name)
             # A child generator: the strata never shift the draws of the main stream.
-            labels = kmeans(embeddings, self.cfg.strata, np.random.default_rng(pool.rng.integers(2**63)))
+            labels = kmeans(embeddings, self.cfg.strata, child_rng(pool))
             chosen, more = stratified_pick(order, labels, n)
             info.update(more)
         kept = [float(scores[i]) for i in chosen] if self.informative_scores else [None] * n

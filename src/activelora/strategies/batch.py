@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PoolView, Selection, Strategy
+from .base import PoolView, Selection, Strategy, child_rng
+from .geometry import as_points
 
 
 class BatchStrategy(Strategy):
@@ -26,6 +27,11 @@ class BatchStrategy(Strategy):
     def score(self, pool: PoolView):  # pragma: no cover - a set rule has no per-example score
         raise TypeError(f"strategy {self.name!r} chooses a batch as a set; call select()")
 
+    def embedding_sets(self, pool: PoolView) -> tuple[np.ndarray, np.ndarray]:
+        """(unlabelled, labelled) prompt embeddings, checked: what the set rules cluster."""
+        return (as_points(pool.require("embeddings", self.name), "PoolView.embeddings"),
+                as_points(pool.require("labelled_embeddings", self.name), "PoolView.labelled_embeddings"))
+
     def select(self, pool: PoolView, n: int) -> Selection:
         n = self.check_n(pool, n)
         early = self.selection_without_scores(pool, n)
@@ -35,12 +41,6 @@ class BatchStrategy(Strategy):
         if len(selection.ids) != n or len(set(selection.ids)) != n or not set(selection.ids) <= set(pool.ids):
             raise RuntimeError(f"strategy {self.name!r} chose {len(selection.ids)} ids, not {n} distinct pool ids")
         return selection
-
-
-def child_rng(pool: PoolView) -> np.random.Generator:
-    """A generator for clustering, seeded from ``pool.rng`` (one draw): deterministic for a
-    run seed and round, and it never shifts the draws of the main stream beyond that one."""
-    return np.random.default_rng(pool.rng.integers(2**63))
 
 
 def id_order(ids: list[str]) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Needs, PoolView, Strategy, register
+from .base import Needs, PoolView, Strategy, child_rng, register
 
 # The meta key an oracle groups or orders by: the first one every pool example carries.
 BALANCE_KEYS = ("skill", "steps")
@@ -97,8 +97,7 @@ class OracleBalanced(Strategy):
         meta = pool.require("meta", self.name)
         key = meta_key(meta, BALANCE_KEYS, self.name)
         # A child generator: the within-group order never shifts rank()'s tie-break draws.
-        child = np.random.default_rng(pool.rng.integers(2**63))
-        positions = within_group_positions([m[key] for m in meta], pool.ids, child)
+        positions = within_group_positions([m[key] for m in meta], pool.ids, child_rng(pool))
         return -positions.astype(np.float64), {"balanced_by": key}
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from .base import Needs, PoolView, Selection, random_keys, register
 from .batch import BatchStrategy, id_order
-from .geometry import as_points, balls, neighbour_distances
+from .geometry import balls, neighbour_distances
 
 
 def coverage_radius(points: np.ndarray, share: float) -> float:
@@ -112,8 +112,7 @@ class ProbCoverStrategy(BatchStrategy):
         return Needs(hidden_states=True, labelled_embeddings=True, b_l2=self.cfg.b_l2)
 
     def choose(self, pool: PoolView, n: int) -> Selection:
-        unlabelled = as_points(pool.require("embeddings", self.name), "PoolView.embeddings")
-        labelled = as_points(pool.require("labelled_embeddings", self.name), "PoolView.labelled_embeddings")
+        unlabelled, labelled = self.embedding_sets(pool)
         delta = self.cfg.probcover_delta
         if delta is None:
             delta = coverage_radius(np.vstack([labelled, unlabelled]), self.cfg.probcover_share)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .base import Needs, PoolView, Selection, register
 from .batch import BatchStrategy, child_rng, id_order
-from .geometry import as_points, neighbour_distances
+from .geometry import neighbour_distances
 from .remedies import kmeans
 
 MAX_NEIGHBOURS = 20  # the paper's k
@@ -103,8 +103,7 @@ class TypiClustStrategy(BatchStrategy):
         return Needs(hidden_states=True, labelled_embeddings=True, b_l2=self.cfg.b_l2)
 
     def choose(self, pool: PoolView, n: int) -> Selection:
-        unlabelled = as_points(pool.require("embeddings", self.name), "PoolView.embeddings")
-        labelled = as_points(pool.require("labelled_embeddings", self.name), "PoolView.labelled_embeddings")
+        unlabelled, labelled = self.embedding_sets(pool)
         picks, typical, info = typiclust_picks(unlabelled, labelled, n, child_rng(pool), id_order(pool.ids))
         return Selection(ids=[pool.ids[i] for i in picks], scores=[float(t) for t in typical],
                          info={"typiclust": info})
