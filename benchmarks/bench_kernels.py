@@ -13,7 +13,10 @@ repetitions (old, new, new, old, ...), and their ratio:
                ``strategy.mc_estimator=sequence`` (the whole prompt + answer in every pass)
                against ``answer`` (one prompt pass, the K passes over the answer positions).
 
-Writes ``benchmarks/results/<name>.json`` and ``.md``.
+Writes ``benchmarks/results/<name>.json`` and ``.md``. ``--profile`` then runs each side of
+each cost once more under ``torch.profiler`` and writes the operators that take the most self
+CPU time, with their share, to ``<name>_profile.md``: where the time goes when a ratio falls
+short of the bare model's.
 """
 
 from __future__ import annotations
@@ -55,11 +58,28 @@ def time_it(fn) -> float:
     return time.perf_counter() - start
 
 
+def operator_shares(fn, top: int) -> list[str]:
+    """A markdown table of the ``top`` operators by self CPU time in one call of ``fn``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    lines = [f"total self CPU time {total / 1e6:.2f} s", "", "| operator | calls | self CPU (s) | share |",
+             "|---|---:|---:|---:|"]
+    lines += [f"| `{e.key}` | {e.count} | {e.self_cpu_time_total / 1e6:.2f} | {e.self_cpu_time_total / total:.0%} |"
+              for e in events[:top]]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--name", default="kernels")
+    parser.add_argument("--profile", action="store_true", help="also profile each side once (torch.profiler)")
+    parser.add_argument("--top", type=int, default=12, help="operators per profile (default 12)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     config, task = Config(), get_task("arith")
@@ -114,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| {name} | {c['old']} | {c['new']} | {c['old_s']:.2f} | {c['new_s']:.2f} | {c['ratio']:.2f}x |"
               for name, c in report["cases"].items()]
     RESULTS.mkdir(exist_ok=True)
+    if args.profile:
+        profiles = ["Self CPU time per operator, one profiled call of each side (after the timed ones).", ""]
+        for name, (old, new, old_label, new_label) in cases.items():
+            for label, fn in ((old_label, old), (new_label, new)):
+                profiles += [f"### {name}: {label}", "", *operator_shares(fn, args.top), ""]
+        (RESULTS / f"{args.name}_profile.md").write_text("\n".join(profiles))
     (RESULTS / f"{args.name}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

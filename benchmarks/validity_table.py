@@ -1,6 +1,11 @@
 """The validity study's table (issue 9, deliver 9), from run folders, finished or not.
 
     .venv/bin/python benchmarks/validity_table.py runs/validity [--rounds R] [--out benchmarks/results/validity]
+    .venv/bin/python benchmarks/validity_table.py runs/mix --metric accuracy_pool_like
+
+``--metric`` picks the test set: ``accuracy`` (default; for ``mix`` the skill-balanced set) or
+an extra test set's ``accuracy_<name>`` (``mix``: ``accuracy_pool_like``), whose answers are in
+``predictions_<name>.jsonl`` and whose size is ``n_test_<name>``.
 
 Reads ``<dir>/<strategy>/seed-<n>/metrics.jsonl`` (``activelora.experiment.report.find_runs``) and reports,
 per strategy, over the seeds whose run has reached round ``R`` (default: the most rounds any
@@ -30,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from activelora.experiment.paired import discordance, read_correct, t_interval
-from activelora.experiment.report import curve, labels_to_target, locate_runs, normalized_aulc, runs_by_label
+from activelora.experiment.report import (curve, labels_to_target, locate_runs, normalized_aulc, predictions_file,
+                                         runs_by_label, test_size_key)
 
 REFERENCE = "random"
 
@@ -49,8 +55,8 @@ def truncated(rows: list[dict], rounds: int) -> list[dict] | None:
     return [by_round[r] for r in range(rounds)]
 
 
-def points(rows: list[dict]) -> list[tuple[int, float, None]]:
-    return [(row["labeled"], row["accuracy"], None) for row in rows]
+def points(rows: list[dict], metric: str) -> list[tuple[int, float, None]]:
+    return [(row["labeled"], row[metric], None) for row in rows]
 
 
 def main() -> None:
@@ -58,7 +64,12 @@ def main() -> None:
     parser.add_argument("dirs", nargs="+", help="experiment folders")
     parser.add_argument("--rounds", type=int, help="cut every curve at this many rounds (default: the most any run has)")
     parser.add_argument("--out", help="output path without suffix (default: <first dir>/validity_table)")
+    parser.add_argument("--metric", default="accuracy", help="accuracy (default) or accuracy_<extra test set>")
     args = parser.parse_args()
+    metric = args.metric
+    if metric != "accuracy" and not metric.startswith("accuracy_"):
+        raise SystemExit(f"--metric {metric}: not an accuracy (accuracy or accuracy_<test set>)")
+    size_key = test_size_key(metric)
     located = locate_runs(args.dirs)
     runs = runs_by_label(located)
     folders = {(label, seed): folder for label, seed, _, folder in located}
@@ -67,38 +78,38 @@ def main() -> None:
     cut = {s: {seed: rows for seed, rows in ((seed, truncated(rows, rounds)) for seed, rows in seeds.items())
                if rows is not None} for s, seeds in runs.items()}
     in_progress = {s: sorted(set(runs[s]) - set(cut[s])) for s in runs}
-    n_test = sorted({row["n_test"] for seeds in cut.values() for rows in seeds.values() for row in rows})
+    n_test = sorted({row[size_key] for seeds in cut.values() for rows in seeds.values() for row in rows})
     ref = cut.get(REFERENCE, {})
-    ref_curve = curve(ref, "accuracy") if ref else []
+    ref_curve = curve(ref, metric) if ref else []
     target = ref_curve[-1][1] if ref_curve else None
 
-    result = {"rounds": rounds, "n_test": n_test, "reference": REFERENCE, "reference_final_mean": target,
+    result = {"metric": metric, "rounds": rounds, "n_test": n_test, "reference": REFERENCE, "reference_final_mean": target,
               "strategies": {}, "in_progress": in_progress}
     for name in sorted(cut, key=lambda s: (s != REFERENCE, s)):
         seeds = cut[name]
         if not seeds:
             continue
-        aulc = {seed: normalized_aulc(points(rows)) for seed, rows in seeds.items()}
-        final = {seed: rows[-1]["accuracy"] for seed, rows in seeds.items()}
-        mean_curve = curve(seeds, "accuracy")
+        aulc = {seed: normalized_aulc(points(rows, metric)) for seed, rows in seeds.items()}
+        final = {seed: rows[-1][metric] for seed, rows in seeds.items()}
+        mean_curve = curve(seeds, metric)
         info = {"seeds": sorted(seeds), "labels": [x for x, _, _ in mean_curve],
                 "curve_mean": [m for _, m, _ in mean_curve],
-                "per_seed_accuracy": {seed: [row["accuracy"] for row in rows] for seed, rows in seeds.items()},
+                "per_seed_accuracy": {seed: [row[metric] for row in rows] for seed, rows in seeds.items()},
                 "aulc_per_seed": aulc, "aulc": t_interval(list(aulc.values())),
                 "final": t_interval(list(final.values())),
                 "labels_to_reference_final": labels_to_target(mean_curve, target) if target is not None else None}
         paired = sorted(set(seeds) & set(ref))
         if name != REFERENCE and paired:
-            d_aulc = [aulc[s] - normalized_aulc(points(ref[s])) for s in paired]
-            d_final = [final[s] - ref[s][-1]["accuracy"] for s in paired]
+            d_aulc = [aulc[s] - normalized_aulc(points(ref[s], metric)) for s in paired]
+            d_final = [final[s] - ref[s][-1][metric] for s in paired]
             info["paired_seeds"] = paired
             info["diff_aulc_per_seed"] = dict(zip(paired, d_aulc))
             info["diff_aulc"] = t_interval(d_aulc)
             info["diff_final_per_seed"] = dict(zip(paired, d_final))
             info["diff_final"] = t_interval(d_final)
-            info["diff_final_problems"] = float(np.mean([d * seeds[s][-1]["n_test"] for d, s in zip(d_final, paired)]))
+            info["diff_final_problems"] = float(np.mean([d * seeds[s][-1][size_key] for d, s in zip(d_final, paired)]))
             # Per seed, the last round's test problems only one of the two solved (McNemar).
-            last = f"round-{rounds - 1}/predictions.jsonl"
+            last = f"round-{rounds - 1}/{predictions_file(metric)}"
             info["last_round_discordance"] = {}
             for s in paired:
                 mine, theirs = folders[(name, s)] / last, folders[(REFERENCE, s)] / last
@@ -107,7 +118,7 @@ def main() -> None:
                     info["last_round_discordance"][s] = [d.only_strategy, d.only_reference, d.p_value]
         result["strategies"][name] = info
 
-    lines = [f"Rounds used: {rounds} (labels {', '.join(str(x) for x in (ref_curve and [p[0] for p in ref_curve]) or [])}); "
+    lines = [f"Metric: `{metric}`. Rounds used: {rounds} (labels {', '.join(str(x) for x in (ref_curve and [p[0] for p in ref_curve]) or [])}); "
              f"test problems per run: {', '.join(map(str, n_test))}; 95% intervals are Student-t over seeds.", "",
              "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final |",
              "|---|---|---|---|---|---|---|---|"]

@@ -91,3 +91,27 @@ def test_an_interval_within_one_test_problem_reads_level_with(tmp_path):
     assert "**hybrid** is level with random" in table
     assert f"{mean * n:+.1f} of 200 test problems per round" in table
 
+
+
+def test_a_second_test_set_gets_its_own_table_and_verdict(tmp_path):
+    # mix evaluates two test sets: on the skill-balanced one (accuracy) star solves 6 more of 30
+    # problems than random, on the pool-like one (accuracy_pool_like) 3 fewer of 30.
+    n = 30
+    for strategy, (main, pool_like) in {"random": (6, 9), "star": (12, 6)}.items():
+        write_run(tmp_path, strategy, 0, [0.1, main / n], [i < main for i in range(n)])
+        folder = tmp_path / strategy / "seed-0"
+        rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        for row in rows:
+            row.update(accuracy_pool_like=pool_like / n, n_test_pool_like=n)
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (folder / "round-1" / "predictions_pool_like.jsonl").write_text("".join(
+            json.dumps({"id": f"p{i}", "correct": i < pool_like}) + "\n" for i in range(n)))
+    summary, table = compare([tmp_path])
+    main_seed = summary["paired_against_random"]["star"]["seeds"][0]
+    second = summary["extra_test_sets"]["accuracy_pool_like"]
+    second_seed = second["paired_against_random"]["star"]["seeds"][0]
+    assert (main_seed["only_strategy"], main_seed["only_reference"]) == (6, 0)
+    assert (second_seed["only_strategy"], second_seed["only_reference"]) == (0, 3)
+    assert second["strategies"]["star"]["final_accuracy"] == pytest.approx(6 / n)
+    assert "On the second test set, `accuracy_pool_like`" in table
+    assert "-3.0 of 30 test problems" in table and "+6.0 of 30 test problems" in table

@@ -127,8 +127,29 @@ def find_zero_shot(directories: Iterable[str | Path]) -> dict[str, float]:
     return found
 
 
-def summarize(runs: dict[str, dict[int, list[dict]]], target: float | None = None) -> dict:
-    curves = {s: curve(seeds, "accuracy") for s, seeds in runs.items()}
+def extra_test_metrics(runs: dict[str, dict[int, list[dict]]]) -> list[str]:
+    """The ``accuracy_<name>`` keys of the extra test sets the runs evaluated (a task's
+    ``extra_test_splits``; mix: ``accuracy_pool_like``), known by their ``n_test_<name>``."""
+    names = {key.removeprefix("n_test_") for seeds in runs.values() for rows in seeds.values()
+             for row in rows for key in row if key.startswith("n_test_")}
+    return [f"accuracy_{name}" for name in sorted(names)]
+
+
+def predictions_file(metric: str) -> str:
+    """A round's answers behind ``metric``: ``predictions.jsonl`` for ``accuracy``,
+    ``predictions_<name>.jsonl`` for an extra test set's ``accuracy_<name>``."""
+    return "predictions.jsonl" if metric == "accuracy" else f"predictions_{metric.removeprefix('accuracy_')}.jsonl"
+
+
+def test_size_key(metric: str) -> str:
+    return "n_test" if metric == "accuracy" else f"n_test_{metric.removeprefix('accuracy_')}"
+
+
+def summarize(runs: dict[str, dict[int, list[dict]]], target: float | None = None,
+              metric: str = "accuracy") -> dict:
+    """Per strategy: the mean curve of ``metric`` over seeds, its final value, normalised
+    AULC and the labels it needs to reach ``target``."""
+    curves = {s: curve(seeds, metric) for s, seeds in runs.items()}
     finals = {s: pts[-1][1] for s, pts in curves.items() if pts and pts[-1][1] is not None}
     if target is None and finals:
         # Default: 90% of the best final mean accuracy among the compared strategies.
@@ -150,11 +171,12 @@ REFERENCE = "random"
 
 
 def paired_against_reference(located: list[tuple[str, int, list[dict], Path]],
-                             reference: str = REFERENCE) -> dict[str, dict]:
+                             reference: str = REFERENCE, metric: str = "accuracy") -> dict[str, dict]:
     """Each strategy against ``reference`` on the seeds both ran (same initial labels and
     test set), over the rounds both reached: per-seed differences of the normalised AULC and
     of final accuracy, their mean and 95% t-interval, and the final round's test problems
     that only one of the two solved (McNemar's exact test per seed; :mod:`activelora.experiment.paired`).
+    ``metric`` picks the test set: ``accuracy`` or an extra set's ``accuracy_<name>``.
     """
     from .paired import discordance, read_correct, t_interval
 
@@ -175,13 +197,13 @@ def paired_against_reference(located: list[tuple[str, int, list[dict], Path]],
                 continue
             rows, ref_rows = rows[:rounds], ref_rows[:rounds]
             last = rows[-1]["round"]
-            pred, ref_pred = (f / f"round-{last}" / "predictions.jsonl" for f in (folder, ref_folder))
+            pred, ref_pred = (f / f"round-{last}" / predictions_file(metric) for f in (folder, ref_folder))
             counts = discordance(read_correct(pred), read_correct(ref_pred)) if pred.is_file() and ref_pred.is_file() else None
-            aulc = normalized_aulc([(r["labeled"], r["accuracy"], None) for r in rows])
-            ref_aulc = normalized_aulc([(r["labeled"], r["accuracy"], None) for r in ref_rows])
+            aulc = normalized_aulc([(r["labeled"], r[metric], None) for r in rows])
+            ref_aulc = normalized_aulc([(r["labeled"], r[metric], None) for r in ref_rows])
             per_seed.append({"seed": seed, "labels": rows[-1]["labeled"], "diff_aulc": aulc - ref_aulc,
-                             "diff_final": rows[-1]["accuracy"] - ref_rows[-1]["accuracy"],
-                             "n_test": rows[-1].get("n_test") or (counts.n if counts else None),
+                             "diff_final": rows[-1][metric] - ref_rows[-1][metric],
+                             "n_test": rows[-1].get(test_size_key(metric)) or (counts.n if counts else None),
                              "only_strategy": counts.only_strategy if counts else None,
                              "only_reference": counts.only_reference if counts else None,
                              "mcnemar_p": counts.p_value if counts else None})
@@ -238,14 +260,14 @@ def _fmt(mean: float | None, std: float | None) -> str:
     return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
 
 
-def markdown_table(runs: dict[str, dict[int, list[dict]]], summary: dict) -> str:
+def markdown_table(runs: dict[str, dict[int, list[dict]]], summary: dict, metric: str = "accuracy") -> str:
     names = sorted(runs)
-    per = {s: {x: (m, sd) for x, m, sd in curve(runs[s], "accuracy")} for s in names}
+    per = {s: {x: (m, sd) for x, m, sd in curve(runs[s], metric)} for s in names}
     labels = sorted({x for s in names for x in per[s]})
     lines = ["| labels | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for x in labels:
         lines.append(f"| {x} | " + " | ".join(_fmt(*per[s].get(x, (None, None))) for s in names) + " |")
-    lines += ["", f"| strategy | seeds | final accuracy | AULC (normalised) | labels to {summary['target_accuracy']} |",
+    lines += ["", f"| strategy | seeds | final {metric} | AULC (normalised) | labels to {summary['target_accuracy']} |",
               "|---|---|---|---|---|"]
     for s in names:
         info = summary["strategies"][s]
@@ -271,6 +293,18 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
         summary["paired_against_random"] = paired
         table += ("\nAgainst random, paired by seed (same initial labels, same test problems):\n\n"
                   + "\n".join(paired_sentences(paired)) + "\n")
+    # A task with more test sets (mix: the pool-like one) gets the same table and verdicts for
+    # each, after the main set's; docs/results.md says which to read when.
+    extra_metrics = extra_test_metrics(runs)
+    for metric in extra_metrics:
+        extra_summary = summarize(runs, None, metric)
+        summary.setdefault("extra_test_sets", {})[metric] = extra_summary
+        table += f"\nOn the second test set, `{metric}`:\n\n" + markdown_table(runs, extra_summary, metric)
+        extra_paired = paired_against_reference(located, metric=metric)
+        if extra_paired:
+            extra_summary["paired_against_random"] = extra_paired
+            table += ("\nAgainst random on that set, paired by seed:\n\n"
+                      + "\n".join(paired_sentences(extra_paired)) + "\n")
     zero_shot = find_zero_shot(directories)
     if zero_shot:
         summary["zero_shot_accuracy"] = zero_shot
@@ -280,7 +314,7 @@ def compare(directories: Sequence[str | Path], out: str | Path | None = None,
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         curves = {}
-        for metric in CURVE_METRICS:
+        for metric in (*CURVE_METRICS[:1], *extra_metrics, *CURVE_METRICS[1:]):
             per = {s: curve(seeds, metric) for s, seeds in runs.items()}
             per = {s: pts for s, pts in per.items() if any(m is not None for _, m, _ in pts)}
             if per:
