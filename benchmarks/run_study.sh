@@ -12,7 +12,7 @@
 # The code is pinned: the first start copies the committed src/ and CONFIG of HEAD into
 # OUTPUT/code (commit in OUTPUT/code/COMMIT); every later group and resume imports activelora
 # from there, so edits to the working tree during the hours it runs cannot mix into the study.
-# After each step the table (benchmarks/validity_table.py, the working tree's) is rewritten.
+# After each step OUTPUT/validity_table.md (benchmarks/validity_table.py, the working tree's) is rewritten.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 4 ] || { echo "usage: $0 CONFIG OUTPUT \"SEEDS\" \"STRATEGIES\" [\"STRATEGIES\" ...]" >&2; exit 2; }
@@ -42,7 +42,7 @@ run_seed() {  # run_seed SEED STRATEGY...: one `activelora run` of those runs of
     fi
     echo "$(date -u +%FT%TZ) seed $seed: activelora run failed (attempt $attempt)" >> "$out/driver.log"
   done
-  PYTHONPATH= .venv/bin/python benchmarks/validity_table.py "$out" --out "$out/table" >> "$out/driver.log" 2>&1 || true
+  PYTHONPATH= .venv/bin/python benchmarks/validity_table.py "$out" --out "$out/validity_table" >> "$out/driver.log" 2>&1 || true
   echo "$(date -u +%FT%TZ) seed $seed ($*): done" >> "$out/driver.log"
 }
 for group in "$@"; do
