@@ -20,7 +20,12 @@ run has; ``--rounds`` smaller uses partial results, every curve cut at the same 
 * per seed, the last round's test problems that only the strategy or only random solved,
   with McNemar's exact p (``activelora.experiment.paired``): the only test a single seed allows;
 * the labels the strategy's mean curve needs to reach random's final mean accuracy
-  (``report.labels_to_target``; "not reached" when it never does).
+  (``report.labels_to_target``; "not reached" when it never does);
+* per seed, the labels it saves against random (``paired.label_saving``: the first round at
+  which it reaches that seed's random final accuracy, as a share of random's labels), their
+  mean and 95% t-interval over seeds. The interval is given only when every paired seed
+  reached the target: a seed that did not needs more labels than were bought, by an unknown
+  amount, and no number stands in for it.
 
 Seeds enter a comparison only where both runs have the round, so partial results stay
 paired. Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round accuracy).
@@ -34,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activelora.experiment.paired import discordance, read_correct, t_interval
+from activelora.experiment.paired import discordance, label_saving, read_correct, t_interval
 from activelora.experiment.report import (curve, labels_to_target, locate_runs, normalized_aulc, predictions_file,
                                          runs_by_label, test_size_key)
 
@@ -57,6 +62,21 @@ def truncated(rows: list[dict], rounds: int) -> list[dict] | None:
 
 def points(rows: list[dict], metric: str) -> list[tuple[int, float, None]]:
     return [(row["labeled"], row[metric], None) for row in rows]
+
+
+def accuracy_points(rows: list[dict], metric: str) -> list[tuple[int, float]]:
+    return [(row["labeled"], row[metric]) for row in rows]
+
+
+def saving_text(info: dict) -> str:
+    """The table cell: mean saving with its interval, or how many seeds reached the target."""
+    if "label_saving_reached" not in info:
+        return "–"
+    k, n = info["label_saving_reached"]
+    if info["label_saving"] is None:
+        return f"{k} of {n} seeds reached"
+    mean, lo, hi = info["label_saving"]
+    return f"{mean:+.0%}" + (f" [{lo:+.0%}, {hi:+.0%}]" if lo is not None else "")
 
 
 def main() -> None:
@@ -108,6 +128,11 @@ def main() -> None:
             info["diff_final_per_seed"] = dict(zip(paired, d_final))
             info["diff_final"] = t_interval(d_final)
             info["diff_final_problems"] = float(np.mean([d * seeds[s][-1][size_key] for d, s in zip(d_final, paired)]))
+            savings = {s: label_saving(accuracy_points(seeds[s], metric), accuracy_points(ref[s], metric)) for s in paired}
+            info["label_saving_per_seed"] = {s: vars(v) for s, v in savings.items()}
+            reached = [v.saving for v in savings.values() if v.saving is not None]
+            info["label_saving_reached"] = [len(reached), len(paired)]
+            info["label_saving"] = t_interval(reached) if len(reached) == len(paired) else None
             # Per seed, the last round's test problems only one of the two solved (McNemar).
             last = f"round-{rounds - 1}/{predictions_file(metric)}"
             info["last_round_discordance"] = {}
@@ -120,15 +145,15 @@ def main() -> None:
 
     lines = [f"Metric: `{metric}`. Rounds used: {rounds} (labels {', '.join(str(x) for x in (ref_curve and [p[0] for p in ref_curve]) or [])}); "
              f"test problems per run: {', '.join(map(str, n_test))}; 95% intervals are Student-t over seeds.", "",
-             "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final | labels saved vs random (paired) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, info in result["strategies"].items():
         reach = info["labels_to_reference_final"]
         lines.append(
             f"| {name} | {len(info['seeds'])} | {fmt(*info['aulc'])} | {fmt(*info['final'])} | "
             + (f"{fmt(*info['diff_aulc'], digits=3)} | {fmt(*info['diff_final'])} | {info['diff_final_problems']:+.1f} | "
                if "diff_aulc" in info else "– | – | – | ")
-            + f"{reach if reach is not None else 'not reached'} |")
+            + f"{reach if reach is not None else 'not reached'} | {saving_text(info)} |")
     lines += ["", "Per-seed AULC (paired ΔAULC vs random; at the last round, the test problems only the strategy solved (+) and only random solved (−)):", ""]
     for name, info in result["strategies"].items():
         def seed_text(s, v):
@@ -143,6 +168,14 @@ def main() -> None:
 
         per = ", ".join(seed_text(s, v) for s, v in sorted(info["aulc_per_seed"].items()))
         lines.append(f"- {name}: {per}")
+    lines += ["", "Labels saved per seed (the first round at or above that seed's random final accuracy; "
+              "in brackets, the saving against the first round at which random itself had it):", ""]
+    for name, info in result["strategies"].items():
+        if "label_saving_per_seed" in info:
+            lines.append(f"- {name}: " + ", ".join(
+                f"s{s}: " + ("not reached" if v["labels"] is None else
+                             f"{v['labels']} labels, {v['saving']:+.0%} ({v['saving_vs_reference_first']:+.0%})")
+                for s, v in sorted(info["label_saving_per_seed"].items())))
     waiting = {s: v for s, v in in_progress.items() if v}
     if waiting:
         lines += ["", "Not yet at round " + str(rounds) + " (left out): "

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from activelora.experiment.paired import discordance, mcnemar_exact, t_interval
+from activelora.experiment.paired import discordance, label_saving, mcnemar_exact, t_interval
 from activelora.experiment.report import compare
 
 
@@ -30,6 +30,39 @@ def test_t_interval_matches_scipy(values):
     ref_lo, ref_hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x)) if x.std() > 0 else (x.mean(), x.mean())
     assert mean == pytest.approx(x.mean(), abs=1e-12)
     assert (lo, hi) == (pytest.approx(ref_lo, abs=1e-9), pytest.approx(ref_hi, abs=1e-9))
+
+
+accuracy_curves = st.integers(1, 8).flatmap(lambda rounds: st.tuples(
+    st.lists(st.floats(0, 1), min_size=rounds, max_size=rounds),
+    st.lists(st.floats(0, 1), min_size=rounds, max_size=rounds)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(accuracy_curves, st.integers(1, 64), st.integers(1, 64))
+def test_label_saving_matches_a_float64_reference(curves, first, step):
+    strategy_acc, reference_acc = (np.asarray(c, dtype=np.float64) for c in curves)
+    labels = first + step * np.arange(len(strategy_acc))
+    got = label_saving(list(zip(labels.tolist(), strategy_acc)), list(zip(labels.tolist(), reference_acc)))
+    target = reference_acc[-1]
+    # Reference: the smallest label count among the rounds at or above the target.
+    hits = labels[strategy_acc >= target]
+    ref_first = labels[reference_acc >= target].min()
+    assert got.target == target and got.reference_labels == labels[-1] and got.reference_first_labels == ref_first
+    if hits.size == 0:
+        assert got.labels is None and got.saving is None and got.saving_vs_reference_first is None
+    else:
+        assert got.labels == hits.min()
+        assert got.saving == pytest.approx(1.0 - hits.min() / np.float64(labels[-1]), abs=1e-12)
+        assert got.saving_vs_reference_first == pytest.approx(1.0 - hits.min() / np.float64(ref_first), abs=1e-12)
+
+
+def test_label_saving_counts_rounds_not_interpolation():
+    # random ends at 0.50 after 192 labels; the strategy passes it between 96 (0.49) and 128.
+    random = [(32, 0.30), (64, 0.40), (96, 0.45), (128, 0.52), (160, 0.55), (192, 0.50)]
+    strategy = [(32, 0.30), (64, 0.42), (96, 0.49), (128, 0.51), (160, 0.50), (192, 0.60)]
+    saving = label_saving(strategy, random)
+    assert (saving.labels, saving.reference_first_labels) == (128, 128)
+    assert saving.saving == pytest.approx(1 / 3) and saving.saving_vs_reference_first == 0.0
 
 
 def test_one_value_has_no_interval():

@@ -7,6 +7,10 @@ test set (what the report's sentence under its table and the validity study say)
   problems (McNemar 1947; the exact form is a two-sided binomial test of the discordant
   problems): with ``b`` problems only the strategy solved and ``c`` only the reference
   solved, ``p = min(1, 2 · P(X <= min(b, c)))`` for ``X ~ Binomial(b + c, 1/2)``.
+* :func:`label_saving`: the share of the reference's labels a strategy saves on one seed,
+  ``1 − L_s / L_ref`` with ``L_ref`` the labels of the reference's last round and ``L_s`` the
+  first round at which the strategy's accuracy reaches the reference's last-round accuracy
+  (what issue 16's target counts: "reaches random's final accuracy with fewer labels").
 """
 
 from __future__ import annotations
@@ -67,3 +71,34 @@ def discordance(strategy: dict[str, bool], reference: dict[str, bool]) -> Discor
     only_r = sum(1 for i in ids if reference[i] and not strategy[i])
     both = sum(1 for i in ids if strategy[i] and reference[i])
     return Discordance(only_s, only_r, both, len(ids))
+
+
+@dataclass(frozen=True)
+class LabelSaving:
+    """One seed's :func:`label_saving`. ``labels`` is None when the strategy never reached the
+    target within its rounds, and then ``saving`` is None: it needs more labels than were
+    bought, so how much more (or whether it saves anything) is unknown."""
+
+    target: float
+    labels: int | None
+    reference_labels: int
+    reference_first_labels: int
+    saving: float | None
+    saving_vs_reference_first: float | None
+
+
+def label_saving(strategy: Sequence[tuple[int, float]], reference: Sequence[tuple[int, float]]) -> LabelSaving:
+    """``(labels, accuracy)`` per round of a strategy and of the reference on the same seed.
+
+    The target is the reference's last-round accuracy; ``L_s`` the strategy's first round at or
+    above it. Rounds, not interpolation: a user can stop only where a round ends. Two savings,
+    since the reference's own curve is not monotone: against the labels of its last round
+    (``1 − L_s / L_ref``) and against the first round where it already had that accuracy
+    (``1 − L_s / L_ref_first``, the stricter one)."""
+    reference_labels, target = reference[-1]
+    reference_first = next(labels for labels, accuracy in reference if accuracy >= target)
+    reached = next((labels for labels, accuracy in strategy if accuracy >= target), None)
+    return LabelSaving(
+        target=target, labels=reached, reference_labels=reference_labels, reference_first_labels=reference_first,
+        saving=None if reached is None else 1 - reached / reference_labels,
+        saving_vs_reference_first=None if reached is None else 1 - reached / reference_first)
