@@ -8,6 +8,7 @@
 #   benchmarks/run_study.sh benchmarks/configs/mix.yaml runs/mix "0 1" \
 #       "random oracle-balanced typiclust cluster-weighted" "star probcover adaptive"
 #   JOBS=2 (default): runs side by side (activelora run --jobs, threads shared among them).
+#   SETS="key=value ...": extra --set overrides for every run (benchmarks/learning_curve.sh).
 # Resumable: re-running continues every run after its last completed step.
 # The code is pinned: the first start copies the committed src/ and CONFIG of HEAD into
 # OUTPUT/code (commit in OUTPUT/code/COMMIT); every later group and resume imports activelora
@@ -33,6 +34,7 @@ run_seed() {  # run_seed SEED STRATEGY...: one `activelora run` of those runs of
   local seed=$1; shift
   local flags=()
   for strategy in "$@"; do flags+=(--strategy "$strategy"); done
+  for setting in ${SETS:-}; do flags+=(--set "$setting"); done
   echo "$(date -u +%FT%TZ) seed $seed ($*): start" >> "$out/driver.log"
   # A run killed from outside (e.g. the kernel's OOM killer) resumes where it stopped: try again.
   for attempt in 1 2 3; do
