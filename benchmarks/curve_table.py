@@ -43,6 +43,11 @@ def seed_result(seed_dir: Path) -> dict | None:
             "gold": [a["answer"] for a in answers], "extracted": [a["extracted"] for a in answers]}
 
 
+def clip_interval(interval: tuple[float, float | None, float | None]) -> tuple[float, float | None, float | None]:
+    mean, lo, hi = interval
+    return (mean, None, None) if lo is None else (mean, max(0.0, lo), min(1.0, hi))
+
+
 def fmt(interval: tuple[float, float | None, float | None], digits: int = 3) -> str:
     mean, lo, hi = interval
     return f"{mean:.{digits}f}" + (f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else "")
@@ -76,15 +81,17 @@ def main() -> None:
             "seeds": sorted(runs), "n_test": len(gold), "majority_answer": majority, "floor": floor,
             "accuracy_per_seed": dict(zip(sorted(runs), accuracy)), "accuracy": t_interval(accuracy),
             "above_floor": above, "above_floor_problems": above[0] * len(gold),
-            "majority_answer_share": t_interval(majority_share)}
+            # A share lies in [0, 1]; the t-interval over few seeds can pass either end.
+            "majority_answer_share": clip_interval(t_interval(majority_share))}
 
     lines = [f"Test problems: {', '.join(sorted({str(v['n_test']) for v in result['sizes'].values()}))}; "
              f"majority-class floor {floor:.3f}" + (f"; zero-shot accuracy {zero_shot:.3f}" if zero_shot is not None else "")
              + ". 95% intervals are Student-t over seeds.", "",
-             "| labels | seeds | accuracy | above the floor | in test problems | answers that are the majority answer |",
-             "|---:|---:|---|---|---:|---|"]
+             "| labels | seeds | accuracy | per seed | above the floor | in test problems | answers that are the majority answer |",
+             "|---:|---:|---|---|---|---:|---|"]
     for size, info in result["sizes"].items():
-        lines.append(f"| {size} | {len(info['seeds'])} | {fmt(info['accuracy'])} | {fmt(info['above_floor'])} | "
+        per_seed = ", ".join(f"{a:.3f}" for a in info["accuracy_per_seed"].values())
+        lines.append(f"| {size} | {len(info['seeds'])} | {fmt(info['accuracy'])} | {per_seed} | {fmt(info['above_floor'])} | "
                      f"{info['above_floor_problems']:+.1f} | {fmt(info['majority_answer_share'], 2)} |")
     table = "\n".join(lines) + "\n"
     out = Path(args.out) if args.out else root / "curve_table"
