@@ -23,13 +23,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from activelora.experiment.paired import t_interval
 from activelora.run.rundir import read_jsonl
+from tables import fmt, write_table
 
 
 def seed_result(seed_dir: Path) -> dict | None:
@@ -48,9 +51,10 @@ def clip_interval(interval: tuple[float, float | None, float | None]) -> tuple[f
     return (mean, None, None) if lo is None else (mean, max(0.0, lo), min(1.0, hi))
 
 
-def fmt(interval: tuple[float, float | None, float | None], digits: int = 3) -> str:
-    mean, lo, hi = interval
-    return f"{mean:.{digits}f}" + (f" [{lo:.{digits}f}, {hi:.{digits}f}]" if lo is not None else "")
+def fail(message: str) -> NoReturn:
+    """One line on stderr and exit status 2, the project's answer to a user mistake."""
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def main() -> None:
@@ -61,7 +65,7 @@ def main() -> None:
     root = Path(args.dir)
     sizes = sorted((int(m.group(1)), p) for p in root.glob("n-*") if (m := re.fullmatch(r"n-(\d+)", p.name)))
     if not sizes:
-        raise SystemExit(f"{root}: no n-<size> folders (run benchmarks/learning_curve.sh first)")
+        fail(f"{root}: no n-<size> folders (run benchmarks/learning_curve.sh first)")
     zero_shot = next((json.loads(p.read_text())["accuracy"] for _, folder in sizes
                       if (p := folder / "zero_shot.json").is_file()), None)
     result = {"zero_shot": zero_shot, "sizes": {}}
@@ -83,6 +87,8 @@ def main() -> None:
             "above_floor": above, "above_floor_problems": above[0] * len(gold),
             # A share lies in [0, 1]; the t-interval over few seeds can pass either end.
             "majority_answer_share": clip_interval(t_interval(majority_share))}
+    if not result["sizes"]:
+        fail(f"{root}: no run has finished its round 0 yet")
 
     lines = [f"Test problems: {', '.join(sorted({str(v['n_test']) for v in result['sizes'].values()}))}; "
              f"majority-class floor {floor:.3f}" + (f"; zero-shot accuracy {zero_shot:.3f}" if zero_shot is not None else "")
@@ -91,14 +97,10 @@ def main() -> None:
              "|---:|---:|---|---|---|---:|---|"]
     for size, info in result["sizes"].items():
         per_seed = ", ".join(f"{a:.3f}" for a in info["accuracy_per_seed"].values())
-        lines.append(f"| {size} | {len(info['seeds'])} | {fmt(info['accuracy'])} | {per_seed} | {fmt(info['above_floor'])} | "
-                     f"{info['above_floor_problems']:+.1f} | {fmt(info['majority_answer_share'], 2)} |")
+        lines.append(f"| {size} | {len(info['seeds'])} | {fmt(*info['accuracy'])} | {per_seed} | {fmt(*info['above_floor'])} | "
+                     f"{info['above_floor_problems']:+.1f} | {fmt(*info['majority_answer_share'], 2)} |")
     table = "\n".join(lines) + "\n"
-    out = Path(args.out) if args.out else root / "curve_table"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    print(table)
+    write_table(Path(args.out) if args.out else root / "curve_table", table, result)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ paired. Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round acc
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -42,14 +41,9 @@ import numpy as np
 from activelora.experiment.paired import discordance, label_saving, read_correct, t_interval
 from activelora.experiment.report import (curve, labels_to_target, locate_runs, normalized_aulc, predictions_file,
                                          runs_by_label, test_size_key)
+from tables import fmt, write_table
 
 REFERENCE = "random"
-
-
-def fmt(mean: float, lo: float | None, hi: float | None, digits: int = 3) -> str:
-    if lo is None:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
 def truncated(rows: list[dict], rounds: int) -> list[dict] | None:
@@ -181,11 +175,7 @@ def main() -> None:
         lines += ["", "Not yet at round " + str(rounds) + " (left out): "
                   + "; ".join(f"{s}: seeds {', '.join(map(str, v))}" for s, v in sorted(waiting.items()))]
     table = "\n".join(lines) + "\n"
-    out = Path(args.out) if args.out else Path(args.dirs[0]) / "validity_table"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    print(table)
+    write_table(Path(args.out) if args.out else Path(args.dirs[0]) / "validity_table", table, result)
 
 
 if __name__ == "__main__":
