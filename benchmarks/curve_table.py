@@ -23,16 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from collections import Counter
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
 
 from activelora.experiment.paired import t_interval
 from activelora.run.rundir import read_jsonl
-from tables import fmt, write_table
+from tables import fail, fmt, write_table
 
 
 def seed_result(seed_dir: Path) -> dict | None:
@@ -49,12 +47,6 @@ def seed_result(seed_dir: Path) -> dict | None:
 def clip_interval(interval: tuple[float, float | None, float | None]) -> tuple[float, float | None, float | None]:
     mean, lo, hi = interval
     return (mean, None, None) if lo is None else (mean, max(0.0, lo), min(1.0, hi))
-
-
-def fail(message: str) -> NoReturn:
-    """One line on stderr and exit status 2, the project's answer to a user mistake."""
-    print(message, file=sys.stderr)
-    raise SystemExit(2)
 
 
 def main() -> None:

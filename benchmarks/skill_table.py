@@ -36,17 +36,25 @@ def meta_values(examples, key: str) -> dict[str, str]:
     return {ex.id: str(ex.meta[key]) for ex in examples if ex.meta and key in ex.meta}
 
 
-def run_breakdown(folder: Path, rounds: int, key: str, data_cache: dict) -> dict:
-    """One run's labels and accuracies per value of ``meta[key]`` at round ``rounds - 1``."""
+def run_data(folder: Path, data_cache: dict):
+    """The pool and test sets a run folder was built from, rebuilt from its ``config.json``.
+
+    Runs with the same data and loop sections share one load through ``data_cache``.
+    """
     # config.json is the Config plus a "run" section (strategy, seed, data sizes) the loop adds.
     config_json = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if k != "run"}
     data_key = json.dumps(config_json.get("data"), sort_keys=True) + json.dumps(config_json.get("loop"), sort_keys=True)
     if data_key not in data_cache:
-        data = load_experiment_data(config_from_dict(config_json))
-        tests = {"accuracy": meta_values(data.test, key)}
-        tests.update({f"accuracy_{name}": meta_values(rows, key) for name, rows in data.extra_tests.items()})
-        data_cache[data_key] = (meta_values(data.pool, key), tests)
-    pool_meta, tests = data_cache[data_key]
+        data_cache[data_key] = load_experiment_data(config_from_dict(config_json))
+    return data_cache[data_key]
+
+
+def run_breakdown(folder: Path, rounds: int, key: str, data_cache: dict) -> dict:
+    """One run's labels and accuracies per value of ``meta[key]`` at round ``rounds - 1``."""
+    data = run_data(folder, data_cache)
+    pool_meta = meta_values(data.pool, key)
+    tests = {"accuracy": meta_values(data.test, key)}
+    tests.update({f"accuracy_{name}": meta_values(rows, key) for name, rows in data.extra_tests.items()})
     state = json.loads((folder / "state.json").read_text())
     labelled = [i for record in state["rounds"] if record["round"] < rounds for i in record["ids"]]
     result = {"labels": dict(Counter(pool_meta.get(i, "?") for i in labelled)), "accuracy": {}}
