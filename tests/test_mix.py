@@ -12,10 +12,11 @@ import pytest
 
 from activelora.cli import main
 from activelora.data import SKILL_NAMES, SKILLS, generate_mix, get_task, load_examples
-from activelora.data.mix import DEFAULT_SIZES, DUPLICATE_SHARE, skill_schedule
+from activelora.data.mix import (DEFAULT_SIZES, DEV_CLEAR_OF_TRAIN_ROWS, DEV_SPLITS, DUPLICATE_SHARE,
+                                 skill_schedule, split_of)
 from activelora.data.splits import load_experiment_data
 from activelora.config import Config
-from activelora.errors import DataError
+from activelora.errors import ConfigError, DataError
 from activelora.run.rundir import read_jsonl
 
 
@@ -204,8 +205,8 @@ def test_extract_round_trip_and_strictness_per_skill(skill, tests):
 def test_loader_and_splits(tests):
     assert load_examples("mix", "test", limit=7, seed=0) == tests["test"][:7]
     assert len(load_examples("mix", "train", limit=50, task="mix")) == 50
-    with pytest.raises(DataError, match="unknown split 'dev'"):
-        load_examples("mix", "dev")
+    with pytest.raises(DataError, match="unknown split 'validation'"):
+        load_examples("mix", "validation")
     with pytest.raises(DataError, match="non-negative"):
         generate_mix("train", -1)
 
@@ -220,6 +221,70 @@ def test_experiment_data_holds_the_pool_like_test_set():
     assert data.fingerprint()["extra_tests"] == {"pool_like": 16}
     config.data.source = "arith"
     assert "extra_tests" not in load_experiment_data(config).fingerprint()  # arith runs resume as before
+
+
+# --------------------------------------------------------------------------- dev splits (tuning)
+
+
+@pytest.fixture(scope="module")
+def devs():
+    return {split: generate_mix(split) for split in DEV_SPLITS}
+
+
+def test_dev_splits_are_shaped_like_the_test_sets(devs):
+    balanced = Counter(e.meta["skill"] for e in devs["dev"])
+    assert set(balanced.values()) == {DEFAULT_SIZES["dev"] // len(SKILLS)}
+    pool_like = Counter(e.meta["skill"] for e in devs["dev_pool_like"])
+    for skill in SKILLS:
+        assert abs(pool_like[skill.name] - skill.weight * DEFAULT_SIZES["dev_pool_like"]) <= 1
+    for split, rows in devs.items():
+        assert all(e.meta["duplicate"] == "no" for e in rows)
+        assert len({content(e) for e in rows}) == len(rows)
+        assert all(e.answer == expected_answer(e) for e in rows)
+        assert fingerprint(generate_mix(split, 50)) == fingerprint(rows[:50])  # prefix-stable
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_dev_splits_never_meet_the_pool_the_test_sets_or_each_other(seed):
+    """Read from the question text (content), not from the generator's bookkeeping: no dev item
+    is in the pool's leading DEV_CLEAR_OF_TRAIN_ROWS rows (in any wording), in a test set, or in
+    the other dev split; and every dev item is a train-side one (it could have been a pool row)."""
+    pool = {content(e) for e in generate_mix("train", DEV_CLEAR_OF_TRAIN_ROWS, seed)}
+    tests = {content(e) for split in ("test", "test_pool_like") for e in generate_mix(split, None, seed)}
+    dev = {content(e) for e in generate_mix("dev", None, seed)}
+    dev_pool_like = {content(e) for e in generate_mix("dev_pool_like", None, seed)}
+    assert not dev & pool and not dev_pool_like & pool
+    assert not dev & tests and not dev_pool_like & tests
+    assert not dev & dev_pool_like
+    for skill, item in dev | dev_pool_like:
+        assert split_of(skill, item) == "train"
+    # The avoided rows are a real constraint: the train split goes on to use dev-side items.
+    later = {content(e) for e in generate_mix("train", None, seed)[DEV_CLEAR_OF_TRAIN_ROWS:]}
+    assert later & (dev | dev_pool_like)
+
+
+def test_a_dev_run_reads_both_dev_splits_and_refuses_a_pool_that_would_meet_them():
+    config = Config()
+    config.data.source, config.data.test_split = "mix", "dev"
+    config.loop.pool_limit, config.loop.test_limit, config.loop.probe_size = 40, 16, 4
+    data = load_experiment_data(config)
+    assert [e.id for e in data.test] == [e.id for e in generate_mix("dev", 16)]
+    assert [e.id for e in data.extra_tests["pool_like"]] == [e.id for e in generate_mix("dev_pool_like", 16)]
+    config.loop.pool_limit = DEV_CLEAR_OF_TRAIN_ROWS - 3  # with the probe's 4 rows: one too many
+    with pytest.raises(ConfigError, match=f"loop.pool_limit to at most {DEV_CLEAR_OF_TRAIN_ROWS - 4}"):
+        load_experiment_data(config)
+    config.loop.pool_limit = None  # the whole train split (2000 rows)
+    with pytest.raises(ConfigError, match="avoids only the first 1000 train rows"):
+        load_experiment_data(config)
+
+
+def test_cli_refuses_a_dev_run_whose_pool_is_too_long_in_one_line(tmp_path, capsys):
+    out = tmp_path / "exp"
+    code = main(["run", "--output", str(out), "--quiet", "--data", "mix", "--strategy", "random",
+                 "--set", "data.test_split=dev", "--set", "loop.pool_limit=1500"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "loop.pool_limit" in err and "Traceback" not in err
+    assert not out.exists()  # nothing half-written
 
 
 # --------------------------------------------------------------------------- in a run

@@ -19,7 +19,14 @@ Splits (``generate_mix(split, n, seed)``):
   (``meta["duplicate"] == "reworded"``) or with one number moved by 1 to 3 (``"renumbered"``);
   ``meta["duplicate_of"]`` names the source row's id;
 * ``test``: every skill equally often (the skill-balanced test set: a user who wants every skill);
-* ``test_pool_like``: skills at their pool shares, no near-duplicates (the pool's own mix).
+* ``test_pool_like``: skills at their pool shares, no near-duplicates (the pool's own mix);
+* ``dev`` and ``dev_pool_like``: the same two kinds of set drawn from the *train* side, for
+  tuning a setting without looking at a test set (``data.test_split: dev``; the run then
+  reports ``dev_pool_like`` as ``accuracy_pool_like``). Their items are train-side items that
+  none of the first :data:`DEV_CLEAR_OF_TRAIN_ROWS` train rows holds, so a pool (and probe) of
+  at most that many rows never meets them; the loader refuses a longer one. ``dev`` and
+  ``dev_pool_like`` each own a fixed half of those items (:func:`dev_half`), so they are
+  disjoint whatever their lengths, and both are disjoint from the test sets by construction.
 
 What "disjoint" means: an *item* is a skill with its content (the words, letters or numbers),
 whatever the wording. Each item belongs to exactly one split, fixed by the SHA-1 of the item
@@ -47,9 +54,15 @@ from typing import Callable
 from ..errors import DataError
 from .example import Example
 
-DEFAULT_SIZES = {"train": 2000, "test": 360, "test_pool_like": 400}  # test: 40 per skill
+# test and dev: 40 per skill
+DEFAULT_SIZES = {"train": 2000, "test": 360, "test_pool_like": 400, "dev": 360, "dev_pool_like": 400}
 SPLITS = tuple(DEFAULT_SIZES)
 DUPLICATE_SHARE = 0.15  # of the pool's rows, near-duplicates of an earlier pool row
+DEV_SPLITS = ("dev", "dev_pool_like")
+BALANCED_SPLITS = ("test", "dev")  # every skill equally often; the others at the pool's shares
+# The dev splits avoid the items of this many leading train rows: mix.yaml's pool is 1000 rows,
+# and a longer prefix would leave plural and first_letter (one item per noun) too few items.
+DEV_CLEAR_OF_TRAIN_ROWS = 1000
 MAX_REDRAWS = 20_000  # consecutive rejected draws before giving up (n too large)
 
 # Countable nouns, lower case, no repeats: plural and first_letter draw one; copy and uppercase
@@ -240,6 +253,21 @@ def split_of(skill: str, item: tuple) -> str:
     return "test" if digest < 5 else "test_pool_like" if digest < 8 else "train"
 
 
+def dev_half(skill: str, item: tuple) -> str:
+    """Which dev split a train-side item may serve: ``dev`` or ``dev_pool_like``, by a second
+    SHA-1 of the item (salted, so it is independent of :func:`split_of`'s)."""
+    digest = int(hashlib.sha1(("dev|" + item_key(skill, item)).encode("utf-8")).hexdigest()[:12], 16)
+    return DEV_SPLITS[digest % 2]
+
+
+def belongs_to(split: str, skill: str, item: tuple) -> bool:
+    """Whether a fresh draw of ``split`` may use ``item``: its :func:`split_of` side, and for a
+    dev split the train side and its :func:`dev_half`."""
+    if split in DEV_SPLITS:
+        return split_of(skill, item) == "train" and dev_half(skill, item) == split
+    return split_of(skill, item) == split
+
+
 def skill_schedule(weights: dict[str, float], n: int) -> list[str]:
     """The skill of each of ``n`` rows: row i takes the skill furthest below its share so far
     (largest ``w·(i+1) - count``, ties to the first declared). Every prefix then holds each
@@ -264,7 +292,7 @@ def is_duplicate_row(i: int) -> bool:
 def _fresh(skill: Skill, rng: random.Random, split: str, seen: set[str]) -> tuple:
     for _ in range(MAX_REDRAWS):
         item = skill.draw(rng)
-        if item_key(skill.name, item) not in seen and split_of(skill.name, item) == split:
+        if item_key(skill.name, item) not in seen and belongs_to(split, skill.name, item):
             return item
     raise DataError(f"mix: cannot draw another distinct {skill.name} item for split {split!r}; ask for fewer rows")
 
@@ -282,9 +310,22 @@ def generate_mix(split: str, n: int | None = None, seed: int = 0) -> list[Exampl
         n = DEFAULT_SIZES[split]
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise DataError(f"mix: the number of rows must be a non-negative integer, got {n!r}")
-    weights = {s.name: (1.0 if split == "test" else s.weight) for s in SKILLS}
+    # A dev split must not meet the pool: it starts with the leading train rows' items as seen.
+    avoided = train_item_keys(DEV_CLEAR_OF_TRAIN_ROWS, seed) if split in DEV_SPLITS else set()
+    return _generate(split, n, seed, avoided)[0]
+
+
+def train_item_keys(n: int, seed: int = 0) -> set[str]:
+    """The items (:func:`item_key`) of the first ``n`` train rows, near-duplicates included."""
+    return set(_generate("train", n, seed, set())[1])
+
+
+def _generate(split: str, n: int, seed: int, avoided: set[str]) -> tuple[list[Example], list[str]]:
+    """The rows of :func:`generate_mix` and each row's item key; no fresh item is in ``avoided``."""
+    weights = {s.name: (1.0 if split in BALANCED_SPLITS else s.weight) for s in SKILLS}
     rng = random.Random(f"mix-{seed}-{split}")
-    seen: set[str] = set()
+    seen: set[str] = set(avoided)
+    keys: list[str] = []
     fresh_rows: dict[str, list[tuple[str, tuple, int]]] = {name: [] for name in SKILL_NAMES}
     examples: list[Example] = []
     for i, name in enumerate(skill_schedule(weights, n)):
@@ -314,4 +355,5 @@ def generate_mix(split: str, n: int | None = None, seed: int = 0) -> list[Exampl
             answer=skill.answer(item),
             meta={"skill": name, "level": skill.level, "duplicate": duplicate, "duplicate_of": source_id},
         ))
-    return examples
+        keys.append(item_key(name, item))
+    return examples, keys

@@ -41,7 +41,7 @@ def load_experiment_data(config: Config) -> ExperimentData:
     """Pool, test and probe sets. The probe comes from the train split, before the pool,
     so it is never labelled or selected. A single file (no splits) is split here: test rows
     first, then probe and pool from the rest."""
-    from .loaders import load_examples
+    from .loaders import GENERATORS, load_examples
     from .tasks import get_task, infer_task
 
     task_name = config.data.task or infer_task(config.data.source)
@@ -53,7 +53,7 @@ def load_experiment_data(config: Config) -> ExperimentData:
                   answer_field=config.data.answer_field, id_field=config.data.id_field, seed=config.data.seed)
     test_limit = loop.test_limit or config.data.test_limit
     test = load_examples(config.data.source, config.data.test_split, limit=test_limit, **common)
-    if Path(config.data.source).expanduser().is_file():
+    if single_file_source(config):
         # One file holds every split: its first test_limit rows are the test set and the pool
         # comes from the rows after them, so the model is never judged on what it trained on.
         if test_limit is None:
@@ -67,6 +67,12 @@ def load_experiment_data(config: Config) -> ExperimentData:
                  config.data.source, len(test), len(train))
     else:
         train = load_examples(config.data.source, config.data.train_split, limit=wanted, **common)
+    clear = task.dev_clear_of_train_rows.get(config.data.test_split)
+    if clear is not None and config.data.source in GENERATORS and len(train) > clear:
+        # A dev split is drawn from the train side: only the leading rows are kept apart from it.
+        raise ConfigError(f"data.test_split {config.data.test_split!r} of {config.data.source} avoids only the "
+                          f"first {clear} train rows, but the probe and pool take {len(train)}; set "
+                          f"loop.pool_limit to at most {clear - loop.probe_size}")
     probe, pool = train[:loop.probe_size], train[loop.probe_size:]
     # Passive learning labels whatever the pool holds; every other strategy starts from
     # loop.initial random labels.
@@ -76,8 +82,12 @@ def load_experiment_data(config: Config) -> ExperimentData:
         raise PoolExhaustedError(needed, len(pool), where=f"pool from {config.data.source}")
     # The task's extra test sets (splits of the source, as many rows as the main one; mix's
     # generator keeps their items apart from the pool's). A single file has no such splits.
-    single_file = Path(config.data.source).expanduser().is_file()
-    extra = {} if single_file else {
+    extra = {} if single_file_source(config) else {
         name: load_examples(config.data.source, split, limit=test_limit, **common)
-        for name, split in getattr(task, "extra_test_splits", {}).items()}
+        for name, split in getattr(task, "extra_test_splits", {}).get(config.data.test_split, {}).items()}
     return ExperimentData(task=task, pool=pool, test=test, probe=probe, extra_tests=extra)
+
+
+def single_file_source(config: Config) -> bool:
+    """Whether ``data.source`` is one file holding every split (it is split here, by rows)."""
+    return Path(config.data.source).expanduser().is_file()

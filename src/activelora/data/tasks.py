@@ -24,6 +24,7 @@ from fractions import Fraction
 from ..errors import DataError
 from ..registry import Registry
 from .example import Example
+from .mix import DEV_CLEAR_OF_TRAIN_ROWS, DEV_SPLITS
 
 NEXT_QUESTION = "\nQuestion:"  # a model that starts a new example has finished its answer
 
@@ -34,9 +35,13 @@ class Task:
     name: str = "task"
     max_new_tokens: int = 64
     stop_strings: tuple[str, ...] = (NEXT_QUESTION, "\n\n")
-    # More test sets, evaluated beside the main one every round: metric name -> the split
-    # that holds it. Round metrics then carry ``accuracy_<name>`` next to ``accuracy``.
-    extra_test_splits: dict[str, str] = {}
+    # More test sets, evaluated beside the main one every round: for each main test split,
+    # metric name -> the split that holds it. Round metrics then carry ``accuracy_<name>``
+    # next to ``accuracy``.
+    extra_test_splits: dict[str, dict[str, str]] = {}
+    # For a main test split drawn from the train side (a dev split): how many leading train
+    # rows it is guaranteed to avoid, so the loader can refuse a pool that would meet it.
+    dev_clear_of_train_rows: dict[str, int] = {}
 
     def prompt(self, example: Example) -> str:
         return f"Question: {example.question.strip()}\nAnswer:"
@@ -213,13 +218,15 @@ class MixTask(Task):
     then drops quotes and a final period, normalises spaces (one between words, ``", "`` between
     list items) and lower-cases (every gold answer is lower case or digits). The main test
     split ``test`` weights every skill equally; ``test_pool_like`` (skills at their pool
-    shares) is reported as ``accuracy_pool_like``.
+    shares) is reported as ``accuracy_pool_like``. With ``data.test_split: dev`` (tuning)
+    the pair is ``dev`` and ``dev_pool_like``, both from the train side.
     """
 
     name = "mix"
     max_new_tokens = 24
     stop_strings = (NEXT_QUESTION, "\n\n")
-    extra_test_splits = {"pool_like": "test_pool_like"}
+    extra_test_splits = {"test": {"pool_like": "test_pool_like"}, "dev": {"pool_like": "dev_pool_like"}}
+    dev_clear_of_train_rows = {split: DEV_CLEAR_OF_TRAIN_ROWS for split in DEV_SPLITS}
 
     def extract(self, text: str) -> str | None:
         lines = [line.strip() for line in _before_next_question(text).splitlines() if line.strip()]
