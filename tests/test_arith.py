@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from activelora.data import FAMILIES, FAMILY_NAMES, generate_arith, get_task
-from activelora.data.arith import DEFAULT_SIZES, split_of
+from activelora.data.arith import DEFAULT_SIZES, DEV_START, split_of
 from activelora.errors import DataError
 
 
@@ -257,7 +257,8 @@ def test_weights_override_the_frequencies():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"split": "dev"}, "unknown split 'dev'; valid: train, test"),
+    ({"split": "validation"}, "unknown split 'validation'; valid: train, test, dev"),
+    ({"split": "dev", "n": 501}, "the dev split holds 500 problems, not 501"),
     ({"split": "train", "n": -1}, "must be a non-negative integer"),
     ({"split": "train", "n": 2.5}, "must be a non-negative integer"),
     ({"split": "train", "weights": {"algebra": 1}}, "unknown families ['algebra']"),
@@ -267,6 +268,31 @@ def test_bad_arguments(kwargs, message):
     with pytest.raises(DataError) as info:
         generate_arith(**kwargs)
     assert message in str(info.value)
+
+
+def test_dev_is_the_train_side_after_the_pool_rows(train, test_split):
+    dev = generate_arith("dev")
+    assert [e.question for e in dev] == [e.question for e in train[DEV_START:DEV_START + len(dev)]]
+    assert len(dev) == DEFAULT_SIZES["dev"] and [e.question for e in generate_arith("dev", 40)] == [
+        e.question for e in dev[:40]]
+    pool_side = {e.question for e in train[:DEV_START]}
+    assert not {e.question for e in dev} & pool_side
+    assert not {e.question for e in dev} & {e.question for e in test_split}
+
+
+def test_a_dev_run_refuses_a_pool_that_would_meet_the_dev_split():
+    from activelora.config import Config
+    from activelora.data.splits import load_experiment_data
+    from activelora.errors import ConfigError
+
+    config = Config()
+    config.data.test_split = "dev"
+    config.loop.pool_limit, config.loop.test_limit, config.loop.probe_size = 40, 20, 4
+    data = load_experiment_data(config)
+    assert [e.id for e in data.test] == [e.id for e in generate_arith("dev", 20)] and data.extra_tests == {}
+    config.loop.pool_limit = DEV_START  # plus the probe's 4 rows: 4 too many
+    with pytest.raises(ConfigError, match=f"at most {DEV_START - 4}"):
+        load_experiment_data(config)
 
 
 def test_zero_rows():

@@ -263,7 +263,7 @@ def test_arith_source_is_the_generator():
     examples = load_examples("arith", "test", limit=7, seed=3)
     assert examples == generate_arith("test", 500, seed=3)[:7]
     assert len(load_examples("arith", "train", limit=20, task="arith")) == 20
-    assert "unknown split 'dev'" in data_error("arith", "dev")
+    assert "unknown split 'validation'" in data_error("arith", "validation")
 
 
 def test_hub_without_datasets_gives_the_install_hint(monkeypatch):

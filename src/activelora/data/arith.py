@@ -33,7 +33,10 @@ from typing import Callable, Mapping
 from ..errors import DataError
 from .example import Example
 
-DEFAULT_SIZES = {"train": 2000, "test": 500}
+DEFAULT_SIZES = {"train": 2000, "test": 500, "dev": 500}
+# ``dev`` (for tuning without a test set) is train rows [DEV_START, DEV_START + 500): a pool and
+# probe of at most DEV_START rows never meet it, and the loader refuses a longer one.
+DEV_START = 1500
 TEST_SHARE = 5  # one question text in TEST_SHARE belongs to the test split
 MAX_REDRAWS = 20_000  # consecutive rejected draws before giving up (n too large)
 
@@ -410,7 +413,8 @@ def generate_arith(
     *,
     weights: Mapping[str, float] | None = None,
 ) -> list[Example]:
-    """``n`` word problems of ``split`` (``train``: 2000, ``test``: 500 by default).
+    """``n`` word problems of ``split`` (``train``: 2000, ``test``: 500 by default; ``dev``:
+    up to 500, the train rows from :data:`DEV_START`, for tuning on the train side).
 
     ``weights`` (family name -> relative weight; missing families get 0) replaces the
     declared frequencies. Ids are ``arith-{seed}-{split}-{index:05d}``; ``meta`` holds the
@@ -422,6 +426,10 @@ def generate_arith(
         n = DEFAULT_SIZES[split]
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise DataError(f"arith: the number of problems must be a non-negative integer, got {n!r}")
+    if split == "dev":
+        if n > DEFAULT_SIZES["dev"]:
+            raise DataError(f"arith: the dev split holds {DEFAULT_SIZES['dev']} problems, not {n}")
+        return generate_arith("train", DEV_START + n, seed, weights=weights)[DEV_START:]
     families, probs = _weights(weights)
     rng = random.Random(f"arith-{seed}-{split}")
     seen: set[str] = set()

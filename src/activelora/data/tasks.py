@@ -24,6 +24,7 @@ from fractions import Fraction
 from ..errors import DataError
 from ..registry import Registry
 from .example import Example
+from .arith import DEV_START as ARITH_DEV_START
 from .mix import DEV_CLEAR_OF_TRAIN_ROWS, DEV_SPLITS
 
 NEXT_QUESTION = "\nQuestion:"  # a model that starts a new example has finished its answer
@@ -197,6 +198,7 @@ class ArithTask(GSM8KTask):
     name = "arith"
     max_new_tokens = 80
     stop_strings = ("\n", NEXT_QUESTION, "\n\n")
+    dev_clear_of_train_rows = {"dev": ARITH_DEV_START}
 
     def target(self, example: Example) -> str:
         answer = " ".join(self.answer_text(example).split())
