@@ -13,7 +13,8 @@ Splits (all from the generator, so every process sees the same rows):
 
 * training labels: a seeded shuffle of ``arith`` train rows [1000, 1800); a size ``n`` takes
   the first ``n`` of that order, so the sets are nested;
-* dev: ``arith`` train rows [1850, 2000), the last 150 of the train side;
+* dev: ``arith`` train rows [1850, 2000), the last 150 of the train side (and of the
+  ``dev`` split that ``data.test_split: dev`` reads, rows [1500, 2000));
 * test: the first ``--test`` rows of ``arith`` test.
 
 The validity study's pool and probe are train rows [0, probe + pool) (at most 600 here),
