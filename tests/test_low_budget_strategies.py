@@ -1,4 +1,5 @@
-"""typiclust, probcover, cluster-weighted, adaptive: each rule against a plain float64 reference.
+"""typiclust, probcover, cluster-weighted, adaptive, star-weighted: each rule against a plain
+float64 reference.
 
 The references below are written out in numpy from the rules in the modules' docstrings, with
 full (N, N) distance matrices from differences, and never call the code under test.
@@ -25,7 +26,7 @@ from activelora.strategies.typiclust import picks_from_clusters, typicality
 
 from test_loop import SMALL  # the loop tests' small run: 20-example pool, 4 initial labels, rounds of 3
 
-NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive"]
+NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive", "star-weighted"]
 
 
 # ----------------------------------------------------------------------------- references
@@ -295,6 +296,62 @@ def test_cluster_weighted_spends_more_where_the_model_is_unsure():
     assert len(set(chosen.ids)) == 6
 
 
+# ----------------------------------------------------------------------------- star-weighted
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_star_weighted_against_reference(seed):
+    """Four far-apart blobs (k-means finds them whatever its seeding); the reference recomputes
+    STAR's score, the quotas from the tuned term alone and the top picks per blob in float64."""
+    rng = np.random.default_rng(seed)
+    k, per, t = 4, 9, int(rng.integers(0, 5))
+    points = blobs(rng, np.array([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]]), per, spread=0.5)
+    blob = np.repeat(np.arange(k), per)
+    full, base = rng.random(k * per) * 3, rng.random(k * per) * 10 + 5
+    ids = [f"ex{i:03d}" for i in rng.permutation(k * per)]  # the id order is not the position order
+    n = int(rng.integers(1, 14))
+    got = get_strategy("star-weighted", StrategyConfig(weighted_clusters=k)).select(
+        view(points, full=full, base=base, round_index=t, ids=ids), n)
+
+    lam = 1.0 - 0.1 * (t + 1)  # star's default linear schedule
+    norm_full = (full - full.min()) / (full.max() - full.min())
+    norm_base = (base - base.min()) / (base.max() - base.min())
+    star = lam * norm_base + (1.0 - lam) * norm_full
+    weight = [float(norm_full[blob == c].mean()) for c in range(k)]
+    quota = ref_allocate(weight, [per] * k, n)
+    expected = []
+    for c in sorted(range(k), key=lambda c: -weight[c]):
+        members = [i for i in range(k * per) if blob[i] == c]
+        expected += sorted(members, key=lambda i: (-star[i], ids[i]))[: quota[c]]
+    assert got.ids == [ids[i] for i in expected]
+    np.testing.assert_allclose(got.scores, star[expected], rtol=1e-12)
+    assert got.info["lambda"] == pytest.approx(lam)
+    assert sorted(c["quota"] for c in got.info["star_weighted"]["clusters"]) == sorted(quota)
+
+
+def test_star_weighted_lets_the_base_term_rank_but_not_share_out():
+    """The base term piles up on one blob; the quotas follow the tuned term, so that blob gets
+    only its share, and star alone would have taken the whole batch there."""
+    rng = np.random.default_rng(3)
+    points = blobs(rng, np.array([[0.0, 0.0], [10.0, 0.0]]), 20)
+    base = np.r_[np.full(20, 9.0), np.full(20, 1.0)] + rng.random(40)  # blob 0: the base model is lost
+    full = np.r_[np.full(20, 1.0), np.full(20, 1.2)] + rng.random(40)  # the tuned model: much the same
+    pool = dict(full=full, base=base, round_index=0)
+    config = StrategyConfig(weighted_clusters=2)
+    star_ids = get_strategy("star", config).select(view(points, **pool), 8).ids
+    weighted_ids = get_strategy("star-weighted", config).select(view(points, **pool), 8).ids
+    assert sum(int(i[2:]) < 20 for i in star_ids) == 8
+    assert 2 <= sum(int(i[2:]) < 20 for i in weighted_ids) <= 6
+
+
+def test_star_weighted_trains_and_scores_as_star():
+    star, weighted = (get_strategy(name, StrategyConfig()).needs() for name in ("star", "star-weighted"))
+    assert (weighted.full_scores, weighted.base_scores, weighted.mc_samples, weighted.measure,
+            weighted.hybrid_regularization) == (star.full_scores, star.base_scores, star.mc_samples, star.measure,
+                                                star.hybrid_regularization)
+    assert weighted.hidden_states and not star.hidden_states
+
+
 # ----------------------------------------------------------------------------- adaptive
 
 
@@ -384,8 +441,8 @@ def test_missing_embeddings_are_named(name):
     strategy = get_strategy(name, StrategyConfig())
     pool = any_view(strategy, np.random.default_rng(3))
     pool.labelled_embeddings = None
-    if name == "cluster-weighted":
-        pool.embeddings = None  # it clusters only the pool
+    if name in ("cluster-weighted", "star-weighted"):
+        pool.embeddings = None  # they cluster only the pool
     with pytest.raises(ValueError, match="needs PoolView"):
         strategy.select(pool, 3)
 

@@ -23,7 +23,7 @@ from activelora.strategies import (
 ALL = ["adaptive", "bald", "cluster-weighted", "entropy", "entropy-cold", "entropy-div", "entropy-mean",
        "entropy-mid", "entropy-skip", "huds", "lc", "oracle-balanced", "oracle-easy", "oracle-loss", "passive",
        "pe", "probcover", "random", "random-hybrid", "star", "star-no-dynamic", "star-no-l2", "star-no-mc",
-       "star-paper", "subtract", "typiclust", "vote", "vote-mid"]
+       "star-paper", "star-weighted", "subtract", "typiclust", "vote", "vote-mid"]
 
 
 def make_pool(n=10, seed=0, round_index=0, rng_seed=0, ids=None):

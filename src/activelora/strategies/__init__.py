@@ -1,6 +1,6 @@
 """Query strategies: random, passive, naive uncertainty, subtract, STAR (+ ablations), the
 headroom oracles (oracle-*: they read gold answers), the low-budget typiclust, probcover,
-cluster-weighted and adaptive; registry.
+cluster-weighted and adaptive, and star-weighted (STAR within cluster-weighted quotas); registry.
 
 Look one up with :func:`get_strategy`; ``STRATEGIES.names()`` lists them.
 """
@@ -8,8 +8,9 @@ Look one up with :func:`get_strategy`; ``STRATEGIES.names()`` lists them.
 from .base import STRATEGIES, Needs, PoolView, Selection, Strategy, get_strategy, rank, register
 from .builtin import MC_MEASURES, UNCERTAINTY_MEASURES
 from . import oracles  # noqa: F401  (registers the oracle-* strategies: headroom studies only)
-# The label-free low-budget strategies (typiclust, probcover, cluster-weighted, adaptive):
-from . import typiclust, probcover, cluster_weighted, adaptive  # noqa: F401,E402  (registers them)
+# The label-free low-budget strategies (typiclust, probcover, cluster-weighted, adaptive) and
+# star-weighted:
+from . import typiclust, probcover, cluster_weighted, adaptive, star_weighted  # noqa: F401,E402  (registers them)
 from .diversity import candidate_count, k_center_greedy
 from .normalize import min_max_normalize
 from .schedules import SCHEDULES, make_schedule

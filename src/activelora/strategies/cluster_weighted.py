@@ -77,15 +77,22 @@ def cluster_weighted_picks(points: np.ndarray, uncertainty: np.ndarray, n: int, 
     return weighted_picks_from_clusters(points, kmeans(points, clusters, rng), uncertainty, n, rng, tie_rank)
 
 
-def weighted_picks_from_clusters(points: np.ndarray, labels: np.ndarray, uncertainty: np.ndarray, n: int,
-                                 rng: np.random.Generator, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Steps 2-4 of the rule for given cluster labels (N,); ``rng`` seeds the sub-clusters."""
+def cluster_quotas(labels: np.ndarray, uncertainty: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 2-3 of the rule: each cluster's weight ``w_c`` (its mean normalised uncertainty),
+    quota ``q_c`` (:func:`allocate`) and size, for cluster labels (N,) in ``0..C-1``."""
     k = int(labels.max()) + 1
     confidence = 1.0 - min_max_normalize(uncertainty)
     sizes = np.bincount(labels, minlength=k)
     mean_confidence = np.bincount(labels, weights=confidence, minlength=k) / np.maximum(sizes, 1)
     weight = np.where(sizes > 0, 1.0 - mean_confidence, 0.0)  # an empty cluster (rare in k-means) gets nothing
-    quota = allocate(weight, sizes, n)
+    return weight, allocate(weight, sizes, n), sizes
+
+
+def weighted_picks_from_clusters(points: np.ndarray, labels: np.ndarray, uncertainty: np.ndarray, n: int,
+                                 rng: np.random.Generator, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Steps 2-4 of the rule for given cluster labels (N,); ``rng`` seeds the sub-clusters."""
+    weight, quota, sizes = cluster_quotas(labels, uncertainty, n)
+    k = len(quota)
     picks: list[int] = []
     scores: list[float] = []
     for c in sorted(range(k), key=lambda c: (-weight[c], c)):
