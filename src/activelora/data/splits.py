@@ -84,7 +84,7 @@ def load_experiment_data(config: Config) -> ExperimentData:
     # generator keeps their items apart from the pool's). A single file has no such splits.
     extra = {} if single_file_source(config) else {
         name: load_examples(config.data.source, split, limit=test_limit, **common)
-        for name, split in getattr(task, "extra_test_splits", {}).get(config.data.test_split, {}).items()}
+        for name, split in task.extra_test_splits.get(config.data.test_split, {}).items()}
     return ExperimentData(task=task, pool=pool, test=test, probe=probe, extra_tests=extra)
 
 
