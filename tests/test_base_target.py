@@ -129,6 +129,7 @@ def test_loop_scores_the_base_term_on_the_chosen_answers(tmp_path, tiny_model_di
     assert main(["run", "--output", str(out), "--model", str(tiny_model_dir), "--quiet", *SMALL,
                  "--strategy", "star", "--rounds", "1", "--set", f"strategy.base_target={target}",
                  "--set", f"strategy.answer_end={end}", "--set", "strategy.base_normalize=false",  # summed, as below
+                 "--set", "strategy.cold_start_rounds=0",  # round 0's pool scores are STAR's, not skipped
                  # One deterministic pass, plain training: this test is about the base term.
                  "--set", "strategy.mc_dropout=false", "--set", "regularization.apply=none"]) == 0
     run = out / "star" / "seed-0"

@@ -63,7 +63,9 @@ def run_next(folder: Path) -> int:
 
 
 def test_file_round_trip_on_tiny_model(tmp_path, pool_file, dev_file, tiny_model_dir, capsys):
-    folder = init(tmp_path, pool_file, tiny_model_dir, "--dev", str(dev_file), "--strategy", "star")
+    # STAR from its first query (no cold start), so that the second batch carries its scores.
+    folder = init(tmp_path, pool_file, tiny_model_dir, "--dev", str(dev_file), "--strategy", "star",
+                  "--set", "strategy.cold_start_rounds=0")
     assert run_next(folder) == 0
     out = capsys.readouterr().out
     assert "batch 0: 4 examples" in out and f"campaign import {folder}" in out

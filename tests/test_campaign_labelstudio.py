@@ -96,7 +96,8 @@ def project_of(folder: Path) -> int:
 
 
 def test_push_annotate_pull_next_round(tmp_path, server, tiny_model_dir, capsys):
-    folder = make_campaign(tmp_path, tiny_model_dir, "--strategy", "star")
+    # STAR from its first query (no cold start), so that the second batch carries its scores.
+    folder = make_campaign(tmp_path, tiny_model_dir, "--strategy", "star", "--set", "strategy.cold_start_rounds=0")
     assert labelstudio_next(folder) == 0
     assert "pushed to Label Studio project" in capsys.readouterr().out
     person = Annotator(server)

@@ -40,7 +40,9 @@ def selections(run_dir: Path) -> list[list[str]]:
 
 def test_run_writes_every_artifact(tmp_path, tiny_model_dir):
     out = tmp_path / "exp"
-    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--strategy", "star", "--rounds", "2") == 0
+    # STAR from the first query (no cold start), so that its scores and λ_t are written every round.
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--strategy", "star", "--rounds", "2",
+                   "--set", "strategy.cold_start_rounds=0") == 0
     for strategy in ("random", "star"):
         run_dir = out / strategy / "seed-0"
         rows = read_jsonl(run_dir / "metrics.jsonl")
@@ -213,7 +215,8 @@ def test_one_data_file_is_split_into_disjoint_test_and_pool(tmp_path, tiny_model
     assert len(tested) == 6 and not set(tested) & (set(pool) | set(labelled))
 
 
-def test_cold_start_rounds_skip_scoring_the_pool_and_draw_what_random_draws(tmp_path, tiny_model_dir, monkeypatch):
+def test_star_by_default_skips_scoring_and_draws_what_random_draws_for_two_queries(tmp_path, tiny_model_dir,
+                                                                                  monkeypatch):
     from activelora.run.pool_scoring import PoolScorer
 
     scored_rounds = []
@@ -225,9 +228,11 @@ def test_cold_start_rounds_skip_scoring_the_pool_and_draw_what_random_draws(tmp_
 
     monkeypatch.setattr(PoolScorer, "strategy_inputs", recording)
     cold = tmp_path / "cold"
-    assert run_cli(cold, tiny_model_dir, "--strategy", "star", "--rounds", "3", "--set", "strategy.cold_start_rounds=2") == 0
+    # No --set: strategy.cold_start_rounds is null, and star's own default is 2.
+    assert run_cli(cold, tiny_model_dir, "--strategy", "star", "--rounds", "3") == 0
     assert scored_rounds == [2]  # queries 0 and 1 are drawn at random: only the third scores the pool
     run_dir = cold / "star" / "seed-0"
+    assert json.loads((run_dir / "config.json").read_text())["strategy"]["cold_start_rounds"] == 2
     for r in (0, 1):
         saved = json.loads((run_dir / f"round-{r}" / "pool_scores.json").read_text())
         assert saved["cold_start"] and "full_scores" not in saved and "base_scores" not in saved
@@ -236,3 +241,29 @@ def test_cold_start_rounds_skip_scoring_the_pool_and_draw_what_random_draws(tmp_
     assert selections(run_dir)[:3] == selections(tmp_path / "random" / "random" / "seed-0")[:3]
     rounds = json.loads((run_dir / "state.json").read_text())["rounds"]
     assert [r["info"].get("cold_start", False) for r in rounds] == [False, True, True, False]
+
+
+def test_a_run_folder_records_the_cold_start_it_ran_with(tmp_path, tiny_model_dir, capsys):
+    """Folders written while the setting was 0 for every strategy: one whose behaviour the
+    null default keeps (entropy) resumes; one whose behaviour it changes (star) is refused in
+    one line naming the setting, with its labels kept; star-paper keeps the paper's 0."""
+    out = tmp_path / "exp"
+    zero = ("--set", "strategy.cold_start_rounds=0")
+    assert run_cli(out, tiny_model_dir, "--strategy", "entropy", "--strategy", "star", "--rounds", "1", *zero) == 0
+    entropy_state, star_state = ((out / name / "seed-0" / "state.json").read_text() for name in ("entropy", "star"))
+    capsys.readouterr()
+    assert run_cli(out, tiny_model_dir, "--strategy", "entropy", "--rounds", "1") == 0  # a finished run: resumed as is
+    assert "differs" not in capsys.readouterr().err
+    assert (out / "entropy" / "seed-0" / "state.json").read_text() == entropy_state
+    assert run_cli(out, tiny_model_dir, "--strategy", "star", "--rounds", "1") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "strategy.cold_start_rounds: 0 -> 2" in err, err
+    assert (out / "star" / "seed-0" / "state.json").read_text() == star_state
+    assert run_cli(out, tiny_model_dir, "--strategy", "star-paper", "--rounds", "1") == 0
+    paper = out / "star-paper" / "seed-0"
+    assert json.loads((paper / "config.json").read_text())["strategy"]["cold_start_rounds"] == 0
+    assert all(s is not None for s in selections_scores(paper)[1])
+
+
+def selections_scores(run_dir: Path) -> list[list]:
+    return [r["scores"] for r in json.loads((run_dir / "state.json").read_text())["rounds"]]

@@ -337,7 +337,7 @@ def test_star_weighted_lets_the_base_term_rank_but_not_share_out():
     base = np.r_[np.full(20, 9.0), np.full(20, 1.0)] + rng.random(40)  # blob 0: the base model is lost
     full = np.r_[np.full(20, 1.0), np.full(20, 1.2)] + rng.random(40)  # the tuned model: much the same
     pool = dict(full=full, base=base, round_index=0)
-    config = StrategyConfig(weighted_clusters=2)
+    config = StrategyConfig(weighted_clusters=2, cold_start_rounds=0)  # both rank at the first query
     star_ids = get_strategy("star", config).select(view(points, **pool), 8).ids
     weighted_ids = get_strategy("star-weighted", config).select(view(points, **pool), 8).ids
     assert sum(int(i[2:]) < 20 for i in star_ids) == 8

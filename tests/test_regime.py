@@ -128,7 +128,8 @@ def _one_line(capsys) -> str:
 def test_star_with_bald_runs_its_base_term_on_entropy(tmp_path, tiny_model_dir):
     # Once a late failure (issue 9 d): the base model has no dropout, so BALD cannot score it.
     out = tmp_path / "exp"
-    assert _run(out, tiny_model_dir, "--strategy", "star", "--set", "strategy.measure=bald", "--rounds", "1") == 0
+    assert _run(out, tiny_model_dir, "--strategy", "star", "--set", "strategy.measure=bald", "--rounds", "1",
+                "--set", "strategy.cold_start_rounds=0") == 0  # round 0 scores the pool
     run = out / "star" / "seed-0"
     scores = json.loads((run / "round-0" / "pool_scores.json").read_text())
     assert len(scores["base_scores"]) == len(scores["full_scores"]) == 12

@@ -141,6 +141,29 @@ def test_cold_start_needs_no_scores_and_reads_none():
         strategy.select(PoolView(ids=no_scores.ids, rng=np.random.default_rng(3), round_index=2), 4)
 
 
+def test_an_unset_cold_start_is_each_strategys_default_and_a_set_one_wins():
+    unset = StrategyConfig()
+    assert unset.cold_start_rounds is None
+    rounds = {name: get_strategy(name, unset).cfg.cold_start_rounds
+              for name in ("star", "star-no-mc", "star-no-l2", "star-paper", "entropy", "entropy-cold", "subtract",
+                           "star-weighted", "adaptive", "random")}
+    assert rounds == {"star": 2, "star-no-mc": 2, "star-no-l2": 2, "star-paper": 0, "entropy": 0,
+                      "entropy-cold": 2, "subtract": 0, "star-weighted": 0, "adaptive": 0, "random": 0}
+    star = get_strategy("star", unset)
+    assert [star.draws_at_random(t) for t in range(3)] == [True, True, False]
+    assert get_strategy("star", StrategyConfig(cold_start_rounds=0)).cfg.cold_start_rounds == 0
+    assert get_strategy("entropy", StrategyConfig(cold_start_rounds=3)).cfg.cold_start_rounds == 3
+    assert get_strategy("star-paper", StrategyConfig(cold_start_rounds=3)).cfg.cold_start_rounds == 0  # pinned
+    # adaptive has its own switch: the STAR it hands over to chooses from its first query.
+    assert get_strategy("adaptive", unset).uncertainty.cfg.cold_start_rounds == 0
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_cold_start_rounds_must_be_a_count_or_null(bad):
+    with pytest.raises(ConfigError, match="strategy.cold_start_rounds"):
+        StrategyConfig(cold_start_rounds=bad)
+
+
 def test_random_hybrid_draws_what_random_draws():
     for seed in range(5):
         a = get_strategy("random", StrategyConfig()).select(pool_of(SCORES, rng_seed=seed), 5)

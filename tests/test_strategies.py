@@ -200,8 +200,8 @@ def test_naive_uncertainty_is_top_n_of_full():
 
 def test_missing_inputs_are_named():
     pool = PoolView(ids=["a", "b"], full_scores=np.array([1.0, 2.0]), rng=np.random.default_rng(0))
-    with pytest.raises(ValueError, match="base_scores"):
-        get_strategy("star", StrategyConfig()).select(pool, 1)
+    with pytest.raises(ValueError, match="base_scores"):  # STAR from the first query: no cold start
+        get_strategy("star", StrategyConfig(cold_start_rounds=0)).select(pool, 1)
 
 
 # ----------------------------------------------------------------------------- ranking
@@ -291,7 +291,7 @@ def test_non_finite_scores_rejected(bad):
     with pytest.raises(ValueError, match="id 'b'"):
         get_strategy("entropy", StrategyConfig()).select(pool, 1)
     with pytest.raises(ValueError, match="not finite"):
-        get_strategy("star", StrategyConfig()).select(pool, 1)
+        get_strategy("star", StrategyConfig(cold_start_rounds=0)).select(pool, 1)
 
 
 def test_pool_view_validates():

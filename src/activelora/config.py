@@ -220,7 +220,9 @@ class StrategyConfig:
     # re-encoded as a training target, closed with EOS; for every term.
     answer_end: str = "generated"
     # Remedies against outliers and length (strategies/remedies.py), off by default:
-    cold_start_rounds: int = 0  # the first r query rounds select at random
+    # The first r query rounds select at random; null = the strategy's own default
+    # (Strategy.default_cold_start_rounds: 2 for star and its ablations, 0 for every other).
+    cold_start_rounds: int | None = None
     skip_top: float = 0.0  # drop the top q fraction of the ranking (the extreme tail)
     target_quantile: float | None = None  # prefer scores nearest this pool quantile (0.5: middle)
     strata: int = 0  # > 1: k-means strata over prompt embeddings, labels split by stratum size
@@ -236,8 +238,10 @@ class StrategyConfig:
                f"must be own or tuned, got {self.base_target!r}")
         _check(self.answer_end in ("generated", "content", "eos"), "strategy.answer_end",
                f"must be generated, content or eos, got {self.answer_end!r}")
-        _check(isinstance(self.cold_start_rounds, int) and self.cold_start_rounds >= 0,
-               "strategy.cold_start_rounds", f"must be an integer >= 0, got {self.cold_start_rounds!r}")
+        _check(self.cold_start_rounds is None or (isinstance(self.cold_start_rounds, int)
+               and not isinstance(self.cold_start_rounds, bool) and self.cold_start_rounds >= 0),
+               "strategy.cold_start_rounds",
+               f"must be an integer >= 0 or null (the strategy's default), got {self.cold_start_rounds!r}")
         _check(0.0 <= self.skip_top < 1.0, "strategy.skip_top", f"must be in [0, 1), got {self.skip_top!r}")
         _check(self.target_quantile is None or 0.0 <= self.target_quantile <= 1.0, "strategy.target_quantile",
                f"must be in [0, 1] or null, got {self.target_quantile!r}")

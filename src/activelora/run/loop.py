@@ -78,6 +78,9 @@ class ActiveLearningRun:
         regime = decide_regime(config, strategy)
         run_config = {**config.to_dict(), "run": {"strategy": strategy_name, "seed": seed,
                                                   "data": data.fingerprint()}}
+        # The run folder records the cold start this strategy runs with, not "null", so that
+        # a folder written before null meant "the strategy's default" resumes under the same.
+        run_config["strategy"]["cold_start_rounds"] = type(strategy).cold_start_rounds_for(config.strategy)
         run_dir = Path(run_dir)
         self.ctx = RunContext(
             config=config, strategy_name=strategy_name, strategy=strategy, needs=needs, regime=regime,

@@ -255,9 +255,19 @@ class Strategy:
     # RegularizationConfig fields a variant pins when it trains with the hybrid
     # regularisation (star-paper: the authors' B decay), read by decide_regime.
     regularization_overrides: ClassVar[dict[str, Any]] = {}
+    # Query rounds that draw at random when ``strategy.cold_start_rounds`` is null (unset).
+    default_cold_start_rounds: ClassVar[int] = 0
 
     def __init__(self, cfg: StrategyConfig):
+        cfg = dataclasses.replace(cfg, cold_start_rounds=self.cold_start_rounds_for(cfg))
         self.cfg = dataclasses.replace(cfg, **self.config_overrides) if self.config_overrides else cfg
+
+    @classmethod
+    def cold_start_rounds_for(cls, cfg: StrategyConfig) -> int:
+        """``strategy.cold_start_rounds`` as the config sets it, or this strategy's default
+        where it is null. A variant's ``config_overrides`` still win over both (star-paper
+        pins 0). The run folder records this value, so a run resumes only under the same."""
+        return cls.default_cold_start_rounds if cfg.cold_start_rounds is None else cfg.cold_start_rounds
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -177,9 +177,17 @@ class StarStrategy(_MixedStrategy):
     ``λ_t`` from :func:`~activelora.strategies.schedules.make_schedule` at the query index
     ``t = pool.round_index``. Trains with the hybrid regularisation (``cfg.b_l2`` decides the
     L2 term on B). ``info["lambda"]`` records λ_t.
+
+    By default its first two queries draw what ``random`` draws (``strategy.cold_start_rounds``
+    null = 2), so STAR first chooses at 96 labels with the 32-label default batches: on
+    ``mix``'s dev split a STAR batch that left out the skills the model already knew lost
+    them at the next retraining, and the random cold start was the arm not behind random
+    (docs/results.md, issue 16, ninth session). ``--set strategy.cold_start_rounds=0`` gives
+    STAR from the first query, as the paper runs it.
     """
 
     name = "star"
+    default_cold_start_rounds = 2
 
     def __init__(self, cfg: StrategyConfig):
         super().__init__(cfg)
@@ -273,6 +281,7 @@ class StarPaper(StarStrategy):
     """
 
     name = "star-paper"
+    default_cold_start_rounds = 0  # the paper's STAR chooses from the first query (also pinned below)
     config_overrides = {
         "measure": "entropy", "mc_samples": 3, "mc_dropout": True, "schedule": "linear", "schedule_step": 0.1,
         "dynamic": True, "b_l2": True, "diversity_factor": 0.0, "normalize": False, "base_normalize": False,
