@@ -219,7 +219,7 @@ class StrategyConfig:
     # ended it (EOS or a stop string), content = without that end marker, eos = the text
     # re-encoded as a training target, closed with EOS; for every term.
     answer_end: str = "generated"
-    # Remedies against outliers and length (strategies/remedies.py), off by default:
+    # Remedies against outliers and length (strategies/remedies.py), off by default but for star's cold start:
     # The first r query rounds select at random; null = the strategy's own default
     # (Strategy.default_cold_start_rounds: 2 for star and its ablations, 0 for every other).
     cold_start_rounds: int | None = None

@@ -5,7 +5,7 @@ outliers" of Karamcheti et al. 2021, "Mind Your Outliers! Investigating the Nega
 of Outliers on Active Learning for Visual Question Answering", ACL 2021): on ``arith`` the
 tuned model is most uncertain on the long multi-step families it fails at every budget we
 can afford. Each remedy here is a :class:`~activelora.config.StrategyConfig` switch, off by
-default, applied by :meth:`Strategy.select <activelora.strategies.base.Strategy.select>` to
+default (except ``cold_start_rounds`` for ``star``: 2), applied by :meth:`Strategy.select <activelora.strategies.base.Strategy.select>` to
 every strategy with informative scores:
 
 * ``skip_top = q``: the top ``floor(q·N)`` of the N pool scores are not eligible (at most
