@@ -78,8 +78,10 @@ class ActiveLearningRun:
         regime = decide_regime(config, strategy)
         run_config = {**config.to_dict(), "run": {"strategy": strategy_name, "seed": seed,
                                                   "data": data.fingerprint()}}
-        # The run folder records the cold start this strategy runs with, not "null", so that
-        # a folder written before null meant "the strategy's default" resumes under the same.
+        # The run folder records the config's cold start with null resolved to the strategy's
+        # default, so that a folder written before null meant "the strategy's default" resumes
+        # under the same. A variant's pinned value (entropy-cold's 2) follows from run.strategy
+        # and is not written here, as before null existed.
         run_config["strategy"]["cold_start_rounds"] = type(strategy).cold_start_rounds_for(config.strategy)
         run_dir = Path(run_dir)
         self.ctx = RunContext(
