@@ -99,6 +99,39 @@ def test_rerun_of_finished_run_redoes_nothing_and_changed_config_is_refused(tmp_
                    "--restart") == 0
 
 
+def test_more_rounds_extend_a_finished_run_as_if_asked_from_the_start(tmp_path, tiny_model_dir):
+    extended, fresh = tmp_path / "extended", tmp_path / "fresh"
+    assert run_cli(extended, tiny_model_dir, "--strategy", "entropy", "--rounds", "1") == 0
+    run_dir = extended / "entropy" / "seed-0"
+    adapter = run_dir / "round-1" / "adapter" / "adapter_model.safetensors"
+    mtime = adapter.stat().st_mtime_ns
+    assert run_cli(extended, tiny_model_dir, "--strategy", "entropy", "--rounds", "2") == 0
+    assert adapter.stat().st_mtime_ns == mtime  # rounds 0-1 kept, not retrained
+    assert [r["round"] for r in read_jsonl(run_dir / "metrics.jsonl")] == [0, 1, 2]
+    assert json.loads((run_dir / "state.json").read_text())["phase"] == "done"
+    assert run_cli(fresh, tiny_model_dir, "--strategy", "entropy", "--rounds", "2") == 0
+    assert selections(run_dir) == selections(fresh / "entropy" / "seed-0")
+    # Asked for fewer rounds than it holds, a finished run is left as it is.
+    before = (run_dir / "state.json").read_text()
+    assert run_cli(extended, tiny_model_dir, "--strategy", "entropy", "--rounds", "1") == 0
+    assert (run_dir / "state.json").read_text() == before
+
+
+def test_fewer_rounds_end_a_run_still_going(tmp_path, tiny_model_dir):
+    from activelora.run.rundir import RunState
+
+    out = tmp_path / "exp"
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0
+    run_dir = out / "random" / "seed-0"
+    saved = json.loads((run_dir / "state.json").read_text())
+    # As if stopped after round 1's evaluation of a run asked for 3 rounds.
+    RunState.load_or_create(run_dir, saved["config"]).reopen()
+    assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["phase"] == "done" and len(state["rounds"]) == 2
+    assert not (run_dir / "round-1" / "pool_scores.json").exists()  # closed before scoring
+
+
 def test_restart_starts_over_only_runs_that_cannot_resume(tmp_path, tiny_model_dir):
     out = tmp_path / "exp"
     assert run_cli(out, tiny_model_dir, "--strategy", "random", "--rounds", "1") == 0

@@ -194,6 +194,39 @@ def test_changed_config_refused_unless_restart(tmp_path):
     assert RunState.load_or_create(tmp_path, changed).phase == "new"
 
 
+def test_where_a_run_ends_is_not_a_config_change(tmp_path):
+    # loop.rounds and loop.target_accuracy decide only where a run stops: a finished run
+    # resumes under other values (the loop then reopens or closes it), anything else is refused.
+    config = Config().to_dict()
+    state = RunState.load_or_create(tmp_path, config)
+    full_round(state, ["a"], last=True)
+    longer = Config().to_dict()
+    longer["loop"]["rounds"] = config["loop"]["rounds"] + 3
+    longer["loop"]["target_accuracy"] = 0.9
+    resumed = RunState.load_or_create(tmp_path, longer)
+    assert resumed.done and resumed.labeled_ids() == ["a"]
+    budget = Config().to_dict()
+    budget["loop"]["budget"] = 64  # sizes the last batch: a real change
+    with pytest.raises(RunStateError, match=r"loop\.budget"):
+        RunState.load_or_create(tmp_path, budget)
+
+
+def test_reopen_continues_after_the_last_evaluation(tmp_path):
+    state = RunState.load_or_create(tmp_path, {"x": 1})
+    full_round(state, ["a"])
+    with pytest.raises(RunStateError, match="only a finished run"):
+        state.reopen()
+    state.set_phase("done")  # after score: a resume under fewer rounds closes the run there
+    assert state.done and state.rounds[-1].phase == "evaluate"
+    state.reopen()
+    reloaded = RunState.load_or_create(tmp_path, {"x": 1})
+    assert reloaded.phase == "evaluate" and reloaded.next_step() == "score"
+    assert reloaded.labels == {"a": "ans-a"} and [r.ids for r in reloaded.rounds] == [["a"]]
+    reloaded.set_phase("score")
+    full_round(reloaded, ["b"], last=True)
+    assert reloaded.done and reloaded.labeled_ids() == ["a", "b"]
+
+
 def test_corrupt_state_refused(tmp_path):
     (tmp_path / "state.json").write_text("{not json")
     with pytest.raises(RunStateError, match="--restart"):

@@ -19,6 +19,7 @@ computes what ``Strategy.needs()`` asks for.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -97,6 +98,7 @@ class ActiveLearningRun:
         self.train = TrainPhase(self.ctx)
         self.evaluate = EvaluatePhase(self.ctx)
         self.score = ScorePhase(self.ctx)
+        self.settle_end()
 
     @property
     def state(self) -> RunState:
@@ -120,6 +122,28 @@ class ActiveLearningRun:
         if self.ctx.next_batch_size() == 0:
             return "budget" if loop.budget is not None else "pool exhausted"
         return None
+
+    def settle_end(self) -> None:
+        """Re-decide, under today's config, whether a run past its last evaluation ends there.
+
+        ``loop.rounds`` and ``loop.target_accuracy`` are left out of the config hash
+        (:data:`activelora.run.rundir.IGNORED_CONFIG_KEYS`), so a finished run resumes under a
+        new value: asked for more rounds (or a higher target), it is reopened and its curve
+        extended, each new round selected from the same state as in a run asked for them from
+        the start; asked for fewer, a run still going ends after the last round it evaluated.
+        """
+        state = self.state
+        if state.phase not in ("evaluate", "score", "done"):
+            return  # mid-round: its own evaluation decides
+        r = state.current_round
+        accuracy = json.loads((self.ctx.round_dir(r) / "metrics.json").read_text())["accuracy"]
+        reason = self.should_stop(r, accuracy)
+        if state.done and reason is None:
+            log.info("%s: reopened after round %d to run up to round %d", self.run_dir, r, self.max_rounds)
+            state.reopen()
+        elif not state.done and reason is not None:
+            log.info("%s: ends after round %d (%s)", self.run_dir, r, reason)
+            state.set_phase("done")
 
     def run(self, bar: tqdm | None = None) -> list[dict]:
         """Run (or resume) to the end; returns the metrics rows. Each phase's outputs are on

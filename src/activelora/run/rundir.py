@@ -48,11 +48,15 @@ PHASES = ("new",) + ROUND_STEPS + ("done",)
 #   algorithm); train.batch_size is NOT one: it changes the optimisation;
 # - loop.strategies / loop.seeds: which runs an experiment holds. Each run's state is for one
 #   (strategy, seed), which the loop records under run.*, so adding a strategy to the list
-#   must not invalidate the finished runs of the others.
+#   must not invalidate the finished runs of the others;
+# - loop.rounds / loop.target_accuracy: where a run ends, never what a round selects or trains
+#   (the λ schedule has its own strategy.schedule_rounds). The loop re-decides the end on every
+#   resume (ActiveLearningRun.settle_end), so more rounds extend a finished curve and fewer
+#   close a run early. loop.budget is NOT one: it sizes the last batch.
 # The config has no output paths; a caller passing some should add them here.
 IGNORED_CONFIG_KEYS = frozenset({
     "eval.batch_size", "score.batch_size", "train.gradient_checkpointing",
-    "loop.strategies", "loop.seeds",
+    "loop.strategies", "loop.seeds", "loop.rounds", "loop.target_accuracy",
 })
 
 
@@ -451,12 +455,13 @@ class RunState:
 
         Only the next step is accepted; ``label`` requires every id of the round to be
         labelled. ``done`` is accepted after ``train`` (it then also completes ``evaluate``,
-        in one write, so a crash cannot fall between the last evaluation and closing the run)
-        or after ``evaluate``. New rounds start with :meth:`add_round`.
+        in one write, so a crash cannot fall between the last evaluation and closing the run),
+        after ``evaluate``, or after ``score`` (a resume under fewer rounds: those scores then
+        go unread). New rounds start with :meth:`add_round`.
         """
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; valid: {', '.join(PHASES)}")
-        allowed = {self.next_step()} | ({"done"} if self.phase in ("train", "evaluate") else set())
+        allowed = {self.next_step()} | ({"done"} if self.phase in ("train", "evaluate", "score") else set())
         if phase == "select" or phase not in allowed:
             raise RunStateError(
                 f"{self.path}: cannot move from phase {self.phase!r} to {phase!r} (next: {self.next_step()!r})"
@@ -468,3 +473,12 @@ class RunState:
         with self._commit():
             self.phase = phase
             self.rounds[-1].phase = "evaluate" if phase == "done" else phase
+
+    def reopen(self) -> None:
+        """Undo ``done``: the run is back after its last round's ``evaluate``, so the next step
+        scores the pool for one more round (a resume under more rounds, or a target not yet
+        reached). Every label and round stays as it was."""
+        if not self.done:
+            raise RunStateError(f"{self.path}: only a finished run can be reopened (phase {self.phase!r})")
+        with self._commit():
+            self.phase = "evaluate"
