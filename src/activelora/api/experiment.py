@@ -17,6 +17,9 @@ class Experiment:
     or the path of a YAML file), then ``overrides`` in the ``--set`` forms (see :func:`load_config`). A folder
     that already holds some of the runs resumes them, as the command does; a run whose config
     changed is refused (:class:`~activelora.errors.RunStateError`) unless ``restart``.
+    ``loop.rounds`` and ``loop.target_accuracy`` are not such a change: with more rounds the
+    same folder extends its finished runs (:meth:`ActiveLearningRun.settle_end
+    <activelora.run.loop.ActiveLearningRun.settle_end>`).
     """
 
     def __init__(self, config: Config | str | Path | None = None, output: str | Path = "runs/default", *,
