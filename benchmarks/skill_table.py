@@ -10,7 +10,10 @@ generator is trusted) on their ``meta[key]`` and reports, as means over seeds:
 * **labels**: how many of the labels up to round ``R`` fall in each value of the key
   (``state.json``'s rounds): what the strategy bought;
 * **accuracy**: round ``R``'s accuracy on each value, for the main test set
-  (``predictions.jsonl``) and for every extra test set (``predictions_<name>.jsonl``).
+  (``predictions.jsonl``) and for every extra test set (``predictions_<name>.jsonl``);
+* **confidence**: on the same sets, the mean per-token confidence of the adapter's answers
+  (``confidence_normalized``); where it sits far above the accuracy the model is sure of
+  wrong answers, and an uncertainty strategy will not buy that skill.
 
 A strategy that saves labels on a skewed pool should buy the rare skills that random misses,
 and its gain should show in the skills it bought. Writes ``<out>.md`` and ``<out>.json``.
@@ -57,15 +60,29 @@ def run_breakdown(folder: Path, rounds: int, key: str, data_cache: dict) -> dict
     tests.update({f"accuracy_{name}": meta_values(rows, key) for name, rows in data.extra_tests.items()})
     state = json.loads((folder / "state.json").read_text())
     labelled = [i for record in state["rounds"] if record["round"] < rounds for i in record["ids"]]
-    result = {"labels": dict(Counter(pool_meta.get(i, "?") for i in labelled)), "accuracy": {}}
+    result = {"labels": dict(Counter(pool_meta.get(i, "?") for i in labelled)), "accuracy": {}, "confidence": {}}
     last = folder / f"round-{rounds - 1}"
     for metric, ids in tests.items():
-        correct = read_correct(last / predictions_file(metric))
+        path = last / predictions_file(metric)
+        correct = read_correct(path)
         by_value: dict[str, list[bool]] = defaultdict(list)
         for test_id, ok in correct.items():
             by_value[ids.get(test_id, "?")].append(ok)
         result["accuracy"][metric] = {v: float(np.mean(oks)) for v, oks in by_value.items()}
+        # Beside the accuracy, how sure the adapter was of its answers: a skill answered with
+        # more confidence than accuracy is one an uncertainty strategy will not buy.
+        sure: dict[str, list[float]] = defaultdict(list)
+        for test_id, confidence in read_confidence(path).items():
+            sure[ids.get(test_id, "?")].append(confidence)
+        result["confidence"][metric] = {v: float(np.mean(c)) for v, c in sure.items()}
     return result
+
+
+def read_confidence(predictions: Path) -> dict[str, float]:
+    """``{test id: exp(mean token log-prob) of the adapter's answer}`` from a predictions file
+    (``confidence_normalized``, the per-token confidence the calibration metrics also report)."""
+    rows = (json.loads(line) for line in predictions.read_text().splitlines() if line.strip())
+    return {str(row["id"]): float(row["confidence_normalized"]) for row in rows}
 
 
 def mean_over_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
@@ -100,7 +117,8 @@ def main() -> None:
         summary["strategies"][name] = {
             "seeds": sorted(seeds[name]),
             "labels": mean_over_seeds([{k: float(v) for k, v in run["labels"].items()} for run in runs]),
-            "accuracy": {m: mean_over_seeds([run["accuracy"][m] for run in runs]) for m in metrics}}
+            "accuracy": {m: mean_over_seeds([run["accuracy"][m] for run in runs]) for m in metrics},
+            "confidence": {m: mean_over_seeds([run["confidence"][m] for run in runs]) for m in metrics}}
     values = sorted({v for info in summary["strategies"].values() for v in info["labels"]}
                     | {v for info in summary["strategies"].values() for acc in info["accuracy"].values() for v in acc})
     lines = [f"Per `{args.key}`, at round {rounds - 1}: means over each strategy's seeds "
@@ -117,6 +135,9 @@ def main() -> None:
     for metric in sorted({m for info in summary["strategies"].values() for m in info["accuracy"]}):
         block(f"`{metric}` per {args.key}",
               lambda info, v, m=metric: (f"{info['accuracy'][m][v]:.2f}" if v in info["accuracy"].get(m, {}) else "–"))
+    for metric in sorted({m for info in summary["strategies"].values() for m in info["confidence"]}):
+        block(f"`{metric}`'s mean answer confidence (per token) per {args.key}",
+              lambda info, v, m=metric: (f"{info['confidence'][m][v]:.2f}" if v in info["confidence"].get(m, {}) else "–"))
     table = "\n".join(lines)
     out = Path(args.out) if args.out else Path(args.dirs[0]) / "skill_table"
     out.parent.mkdir(parents=True, exist_ok=True)
