@@ -136,7 +136,10 @@ class ActiveLearningRun:
         if state.phase not in ("evaluate", "score", "done"):
             return  # mid-round: its own evaluation decides
         r = state.current_round
-        accuracy = json.loads((self.ctx.round_dir(r) / "metrics.json").read_text())["accuracy"]
+        metrics = self.ctx.round_dir(r) / "metrics.json"
+        if not metrics.is_file():
+            return  # the round's evaluation is not on disk: nothing to decide the end from
+        accuracy = json.loads(metrics.read_text())["accuracy"]
         reason = self.should_stop(r, accuracy)
         if state.done and reason is None:
             log.info("%s: reopened after round %d to run up to round %d", self.run_dir, r, self.max_rounds)
