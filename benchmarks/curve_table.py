@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from activelora.experiment.paired import t_interval
-from activelora.run.rundir import read_jsonl
+from activelora.atomic_files import read_jsonl
 from tables import fail, fmt, write_table
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from activelora.data.arith import generate_arith
 from activelora.experiment.paired import t_interval
 from activelora.experiment.report import locate_runs
-from activelora.run.rundir import read_jsonl
+from activelora.atomic_files import read_jsonl
 
 REFERENCE = "random"
 

@@ -18,7 +18,7 @@ import pytest
 from activelora.experiment import workers
 from activelora.multiprocess import threads
 from activelora.cli import main
-from activelora.run.rundir import read_jsonl
+from activelora.atomic_files import read_jsonl
 from activelora.strategies import STRATEGIES, Needs, PoolView, Strategy, register
 
 CRASH_FLAG_ENV = "ACTIVELORA_TEST_CRASH_FLAG"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from activelora.cli import main
-from activelora.run.rundir import read_jsonl
+from activelora.atomic_files import read_jsonl
 
 SMALL = [
     "--set", "loop.pool_limit=20", "--set", "loop.test_limit=6", "--set", "loop.probe_size=4",

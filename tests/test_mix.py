@@ -17,7 +17,7 @@ from activelora.data.mix import (DEFAULT_SIZES, DEV_CLEAR_OF_TRAIN_ROWS, DEV_SPL
 from activelora.data.splits import load_experiment_data
 from activelora.config import Config
 from activelora.errors import ConfigError, DataError
-from activelora.run.rundir import read_jsonl
+from activelora.atomic_files import read_jsonl
 
 
 @pytest.fixture(scope="module")

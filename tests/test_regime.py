@@ -184,7 +184,7 @@ def test_random_hybrid_is_random_trained_with_the_hybrid_regularisation(tmp_path
 
     # Batch composition per round, against an independent count over the generated pool.
     from activelora.data.arith import generate_arith
-    from activelora.run.rundir import read_jsonl
+    from activelora.atomic_files import read_jsonl
 
     meta = {ex.id: ex.meta for ex in generate_arith("train", 40)}
     rows = read_jsonl(plain / "metrics.jsonl")

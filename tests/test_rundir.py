@@ -6,18 +6,12 @@ import json
 
 import pytest
 
+from activelora import atomic_files
 from activelora.run import rundir
 from activelora.config import Config
 from activelora.errors import RunStateError
-from activelora.run.rundir import (
-    RunState,
-    append_jsonl,
-    atomic_write_json,
-    atomic_write_text,
-    config_difference,
-    config_hash,
-    read_jsonl,
-)
+from activelora.atomic_files import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from activelora.run.rundir import RunState, config_difference, config_hash
 
 
 def leftovers(folder):
@@ -55,7 +49,7 @@ def test_failed_fsync_keeps_old_file(tmp_path, monkeypatch):
     def broken_fsync(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(rundir.os, "fsync", broken_fsync)
+    monkeypatch.setattr(atomic_files.os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_json(path, {"ok": 2})
     monkeypatch.undo()
@@ -270,7 +264,7 @@ def test_failed_save_keeps_last_good_state(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("no space left")
 
-    monkeypatch.setattr(rundir.os, "replace", broken)
+    monkeypatch.setattr(atomic_files.os, "replace", broken)
     with pytest.raises(OSError):
         state.add_labels({"a": "x"})
     monkeypatch.undo()

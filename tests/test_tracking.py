@@ -66,7 +66,7 @@ def test_run_reports_to_tensorboard(tmp_path, make_tiny_llama, smol_tokenizer, m
     import json
 
     from activelora.cli import main
-    from activelora.run.rundir import read_jsonl
+    from activelora.atomic_files import read_jsonl
 
     monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
     model_dir = tmp_path / "tiny"

@@ -18,7 +18,8 @@ Where things live:
 - :mod:`activelora.data`          examples, tasks, loaders and the embedded generators;
 - :mod:`activelora.probes`        calibration, uncertainty-gap and batch-composition metrics;
 - :mod:`activelora.campaign`      labelling your own data with a person in the loop;
-- :mod:`activelora.commands`      the command line (``activelora <command>``), thin over the above.
+- :mod:`activelora.commands`      the command line (``activelora <command>``), thin over the above;
+- :mod:`activelora.atomic_files`  files written whole or not at all, and crash-safe JSON lines.
 """
 
 from __future__ import annotations

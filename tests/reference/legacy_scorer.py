@@ -37,7 +37,7 @@ from reference.legacy_generation import answer_length, generate
 from activelora.models.loading import cache_dir
 from activelora.models.lora import adapter_disabled, lora_dropout_modules, mc_dropout
 from activelora.models.text import encode_prompt, encode_target, pad_left, pad_right
-from activelora.run.rundir import atomic_write_text
+from activelora.atomic_files import atomic_write_text
 from activelora.uncertainty.measures import Measure, get_measure, reduce_positions, vote
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from filelock import FileLock, Timeout
 from ..config import Config, config_from_dict
 from ..data.example import Example
 from ..errors import ConfigError, RunStateError
-from ..run.rundir import _fsync_dir, atomic_write_json, atomic_write_text
+from ..atomic_files import atomic_write_json, atomic_write_text, fsync_dir
 from .state import CampaignState
 from .stopping import StopSettings
 
@@ -154,7 +154,7 @@ class Campaign:
             if folder.exists():
                 folder.rmdir()  # empty, checked above; rename cannot replace a folder otherwise
             os.rename(build, folder)
-            _fsync_dir(folder.absolute().parent)
+            fsync_dir(folder.absolute().parent)
         except BaseException:
             shutil.rmtree(build, ignore_errors=True)
             raise
@@ -267,9 +267,9 @@ class Campaign:
             staged = staging / f"batch-{r}{suffix}"
             if staged.exists():
                 os.replace(staged, batches / staged.name)
-        _fsync_dir(batches)
+        fsync_dir(batches)
         target = self.round_dir(r)
         if target.exists():  # a leftover of an earlier, interrupted publish of this very round
             shutil.rmtree(target)
         os.rename(staging, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)

@@ -38,7 +38,7 @@ from ..models.generation import generate
 from ..models.lora import reset_lora, save_adapter
 from ..models.text import encode_prompt
 from ..run.pool_scoring import PoolScorer, run_seed
-from ..run.rundir import atomic_write_json, atomic_write_text
+from ..atomic_files import atomic_write_json, atomic_write_text
 from ..strategies import Needs, PoolView, get_strategy
 from ..strategies.regime import TrainingRegime, decide_regime
 from ..run.training import train_lora

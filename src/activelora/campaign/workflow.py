@@ -19,7 +19,7 @@ from ..data.example import Example
 from ..data.loaders import load_examples
 from ..data.tasks import get_task, infer_task
 from ..errors import ConfigError, DataError
-from ..run.rundir import atomic_write_text
+from ..atomic_files import atomic_write_text
 from ..strategies import get_strategy
 from ..strategies.regime import decide_regime
 from .folder import Campaign, Settings, pause_point

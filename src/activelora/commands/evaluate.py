@@ -7,7 +7,7 @@ import argparse
 import json
 import time
 
-from ..run.rundir import atomic_write_json, atomic_write_text
+from ..atomic_files import atomic_write_json, atomic_write_text
 from . import common
 
 

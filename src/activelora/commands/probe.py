@@ -15,7 +15,7 @@ import argparse
 import json
 
 from ..errors import DataError
-from ..run.rundir import atomic_write_json, atomic_write_text
+from ..atomic_files import atomic_write_json, atomic_write_text
 from . import common
 
 

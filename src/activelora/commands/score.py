@@ -12,7 +12,7 @@ import sys
 import time
 
 from ..errors import DataError
-from ..run.rundir import atomic_write_text
+from ..atomic_files import atomic_write_text
 from . import common
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from ..run.rundir import atomic_write_json, atomic_write_text
+from ..atomic_files import atomic_write_json, atomic_write_text
 from . import common
 
 

@@ -10,7 +10,7 @@ from ..config import Config
 from ..data.splits import ExperimentData
 from ..multiprocess.distributed import is_main_process, main_only
 from ..multiprocess.sharded import evaluate_sharded
-from ..run.rundir import atomic_write_json
+from ..atomic_files import atomic_write_json
 from .report import ZERO_SHOT_FILE
 
 

@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..run.rundir import atomic_write_json, atomic_write_text, read_jsonl
+from ..atomic_files import atomic_write_json, atomic_write_text, read_jsonl
 
 # Per-round metrics drawn beside accuracy when the runs recorded them.
 CURVE_METRICS = ("accuracy", "ece", "ece_answer", "gap_spearman", "gap_auroc_full")

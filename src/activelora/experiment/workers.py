@@ -46,7 +46,7 @@ from ..data.splits import ExperimentData, load_experiment_data
 from ..run.context import METRICS_FILE
 from ..run.loop import ActiveLearningRun
 from ..multiprocess.threads import ThreadPlan, apply_threads, child_environment, shares
-from ..run.rundir import read_jsonl
+from ..atomic_files import read_jsonl
 from .baseline import saved_zero_shot, zero_shot_baseline
 from .plan import check_strategies, planned_rounds, run_folder
 from .report import ZERO_SHOT_FILE

@@ -8,7 +8,7 @@ nothing of the experiment around it (:mod:`activelora.experiment`) or of worker 
                         (with the probe-set metrics), ``score`` (where the pool is scored);
 - :mod:`.context`       what the phases share: settings, data, model, the folder's layout;
 - :mod:`.rundir`        the run folder's durable state (``state.json``: rounds, selected ids,
-                        labels) and atomic writes;
+                        labels) and the config hash that guards a resume;
 - :mod:`.oracle`        who answers a selected batch (the simulation reveals the gold answers);
 - :mod:`.training`      LoRA training with STAR's hybrid regularisation;
 - :mod:`.evaluation`    accuracy and confidences on the test split;

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..atomic_files import atomic_write_json, read_jsonl
 from ..config import Config
 from ..data.splits import ExperimentData
 from ..errors import RunStateError
@@ -41,7 +42,7 @@ from .phases.score import ScorePhase
 from .phases.select import SelectPhase
 from .phases.train import TrainPhase
 from .pool_scoring import PoolScorer
-from .rundir import RunState, atomic_write_json, read_jsonl
+from .rundir import RunState
 from .tracking import RunTracker
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""A run directory's durable state: atomic writes, an append-only log, and ``state.json``.
+"""A run directory's durable state, ``state.json``, and the config hash that guards it.
 
 No model code lives here. A run is a sequence of rounds; round ``r`` buys batch ``r``
 (round 0: the seeded random initial set, or the whole pool for passive) and then learns
@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from ..atomic_files import atomic_write_json
 from ..errors import RunStateError
 
 STATE_FILE = "state.json"
@@ -58,106 +57,6 @@ IGNORED_CONFIG_KEYS = frozenset({
     "eval.batch_size", "score.batch_size", "train.gradient_checkpointing",
     "loop.strategies", "loop.seeds", "loop.rounds", "loop.target_accuracy",
 })
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on every OS/filesystem (e.g. Windows).
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = False) -> None:
-    """Write via a temp file in the same folder, flush, fsync, ``os.replace``, fsync the folder.
-
-    Readers see either the old file or the complete new one; if ``write`` fails midway the
-    old file is untouched and the temp file removed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Replace ``path`` with ``text`` (UTF-8) atomically and durably."""
-    _atomic_write(path, lambda handle: handle.write(text))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically and durably (e.g. an ``np.save`` buffer)."""
-    _atomic_write(path, lambda handle: handle.write(data), binary=True)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    """Replace ``path`` with ``obj`` as indented JSON atomically and durably.
-
-    NaN/inf are refused (``allow_nan=False``): they are not JSON and other readers choke.
-    """
-
-    def write(handle: TextIO) -> None:
-        json.dump(obj, handle, indent=1, allow_nan=False, ensure_ascii=False)
-        handle.write("\n")
-
-    _atomic_write(path, write)
-
-
-def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
-    """Append ``row`` as one JSON line, then flush and fsync.
-
-    The line is serialised before the file is opened, so a bad row writes nothing. A crash
-    mid-write can leave a torn last line; :func:`read_jsonl` drops it.
-    """
-    line = json.dumps(row, allow_nan=False, ensure_ascii=False) + "\n"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file ([] if absent). A torn final line (no newline, invalid JSON:
-    a crash during :func:`append_jsonl`) is dropped; a bad line elsewhere raises RunStateError."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text(encoding="utf-8")
-    lines = text.split("\n")
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number == len(lines):  # last piece, no newline after it: torn by a crash
-                break
-            raise RunStateError(f"{path}:{number}: not valid JSON") from None
-    return rows
 
 
 # --------------------------------------------------------------------------- config hash

@@ -43,7 +43,7 @@ from ..models.keyed_dropout import RowKeys, keyed_dropout, pass_keys
 from ..models.heads import backbone_and_head, unwrap
 from ..models.lora import adapter_disabled, lora_dropout_modules, mc_dropout, merged_adapter
 from ..models.text import encode_prompt, encode_target, pad_left, pad_right
-from ..run.rundir import atomic_write_text
+from ..atomic_files import atomic_write_text
 from ..config import MC_ESTIMATORS
 from .answer_head import answer_scores
 from .answer_passes import answer_passes

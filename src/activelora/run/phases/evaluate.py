@@ -17,7 +17,7 @@ from ...probes import calibration_report
 from ...probes.answer_confidence import answer_calibration, answer_confidences
 from ..context import METRICS_FILE, RunContext
 from ..evaluation import EvalResult
-from ..rundir import atomic_write_json, atomic_write_text
+from ...atomic_files import atomic_write_json, atomic_write_text
 from .probe_metrics import ProbeMetrics
 
 CALIBRATION_KEYS = ("ece", "ece_equal_mass", "mce", "brier", "nll", "mean_confidence")

@@ -8,7 +8,7 @@ import json
 import time
 
 from ..context import RunContext
-from ..rundir import atomic_write_json
+from ...atomic_files import atomic_write_json
 
 
 class ScorePhase:

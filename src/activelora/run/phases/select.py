@@ -13,7 +13,7 @@ import numpy as np
 from ...errors import ConfigError, PoolExhaustedError
 from ...strategies import PoolView, get_strategy
 from ..context import RunContext
-from ..rundir import atomic_write_json
+from ...atomic_files import atomic_write_json
 
 
 class SelectPhase:

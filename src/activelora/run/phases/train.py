@@ -14,7 +14,7 @@ from dataclasses import replace
 from ...models.lora import load_adapter_weights, reset_lora, save_adapter
 from ..context import RunContext
 from ..pool_scoring import run_seed
-from ..rundir import atomic_write_json
+from ...atomic_files import atomic_write_json
 from ..training import train_lora
 
 
