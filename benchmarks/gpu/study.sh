@@ -12,6 +12,8 @@
 # runs side by side took 236 s there (docs/results.md, twelfth session). Decoding batches are
 # larger than on the CPU: greedy answers do not depend on the batch, and MC-dropout masks are
 # keyed by example (activelora.models.keyed_dropout), so neither do the scores.
+# benchmarks/run_study_gpu.sh is the same for a GPU machine of your own, where activelora and the
+# embedded model are installed; these scripts are for a lent machine that reaches no registry.
 set -uo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 PLAN BUDGET [FIRST_WAVE]" >&2; exit 2; }
 plan=$1 budget=$2 first=${3:-1}
