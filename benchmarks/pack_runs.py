@@ -11,7 +11,8 @@ Without them a run can no longer be resumed or extended; its results are all the
     cat mix.tgz.part-* | tar -xz                                                   # here: the folders again
 
 Each root is stored under its own name (``dev-random/...``). Files larger than
-``--max-file-mib`` are left out and named on stderr. If the packed files need more than
+``--max-file-mib`` are left out and named on stderr; ``--suffixes .json .jsonl`` keeps only
+the results (no logs or plots), should a whole study not fit. If the packed files need more than
 ``--max-parts`` parts, nothing is left behind and the command exits with status 2.
 """
 from __future__ import annotations
@@ -71,26 +72,30 @@ class SplitWriter(io.RawIOBase):
         super().close()
 
 
-def files_to_pack(root: Path, max_file_bytes: int) -> tuple[list[Path], list[Path]]:
-    """The files under ``root`` to pack, and those left out for their size (sorted)."""
+def files_to_pack(root: Path, max_file_bytes: int,
+                  suffixes: tuple[str, ...] | None = None) -> tuple[list[Path], list[Path]]:
+    """The files under ``root`` to pack (only those ending in ``suffixes`` if given), and
+    those left out for their size (sorted)."""
     packed, too_large = [], []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root)
         if path.suffix in LEFT_OUT_SUFFIXES or any(part in LEFT_OUT_FOLDERS for part in relative.parts[:-1]):
+            continue
+        if suffixes is not None and path.suffix not in suffixes:
             continue
         (too_large if path.stat().st_size > max_file_bytes else packed).append(path)
     return packed, too_large
 
 
 def pack(prefix: Path, roots: list[Path], part_mib: float = 15, max_parts: int = 8,
-         max_file_mib: float = 8) -> tuple[list[Path], list[Path]]:
+         max_file_mib: float = 8, suffixes: tuple[str, ...] | None = None) -> tuple[list[Path], list[Path]]:
     """Write the parts; return them and the files left out for their size."""
     writer = SplitWriter(prefix, int(part_mib * 2**20), max_parts)
     left_out: list[Path] = []
     try:
         with tarfile.open(fileobj=writer, mode="w|gz") as archive:
             for root in roots:
-                packed, too_large = files_to_pack(root, int(max_file_mib * 2**20))
+                packed, too_large = files_to_pack(root, int(max_file_mib * 2**20), suffixes)
                 left_out += too_large
                 for path in packed:
                     archive.add(path, arcname=str(Path(root.name) / path.relative_to(root)))
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part-mib", type=float, default=15)
     parser.add_argument("--max-parts", type=int, default=8)
     parser.add_argument("--max-file-mib", type=float, default=8)
+    parser.add_argument("--suffixes", nargs="+", metavar="SUFFIX",
+                        help="pack only files ending so (e.g. .json .jsonl: the results without logs or plots)")
     args = parser.parse_args(argv)
     for root in args.roots:
         if not root.is_dir():
@@ -119,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pack_runs: {args.prefix.parent}: no such folder for the parts", file=sys.stderr)
         return 2
     try:
-        parts, left_out = pack(args.prefix, args.roots, args.part_mib, args.max_parts, args.max_file_mib)
+        parts, left_out = pack(args.prefix, args.roots, args.part_mib, args.max_parts, args.max_file_mib,
+                               tuple(args.suffixes) if args.suffixes else None)
     except PackTooLarge as exc:
         print(f"pack_runs: {exc}; nothing written (pack fewer folders per prefix)", file=sys.stderr)
         return 2

@@ -80,3 +80,11 @@ def test_a_missing_folder_is_one_line_and_status_2(tmp_path, capsys, missing):
     prefix = tmp_path / ("nowhere" if missing == "destination" else "") / "p"
     assert pack_runs.main([str(prefix), str(root)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_suffixes_keep_only_the_results(tmp_path):
+    kept = _study(tmp_path / "study")
+    (tmp_path / "study" / "curves.png").write_bytes(b"\x89PNG")
+    (tmp_path / "out").mkdir()
+    assert pack_runs.main([str(tmp_path / "out" / "p"), str(tmp_path / "study"), "--suffixes", ".jsonl"]) == 0
+    assert _unpack(list((tmp_path / "out").iterdir())) == {k: v for k, v in kept.items() if k.endswith(".jsonl")}

@@ -35,7 +35,9 @@ python3 benchmarks/gpu/tensor_sums.py "$converted" /tmp/tensor_sums.json --compa
 pack() {  # the whole study so far into $OUT/runs.tgz.part-*, replacing the previous pack
   rm -f /tmp/pack/*
   # 4 parts of 15 MiB: within the 64 MiB that may come back, with room for study.log
-  if python3 benchmarks/pack_runs.py /tmp/pack/runs "$runs" --part-mib 15 --max-parts 4; then
+  # If the whole study does not fit, its JSON results alone (metrics, selections, predictions).
+  if python3 benchmarks/pack_runs.py /tmp/pack/runs "$runs" --part-mib 15 --max-parts 4 ||
+     python3 benchmarks/pack_runs.py /tmp/pack/runs "$runs" --part-mib 15 --max-parts 4 --suffixes .json .jsonl; then
     rm -f "$OUT"/runs.tgz.part-* && mv /tmp/pack/* "$OUT"/
   fi
 }
