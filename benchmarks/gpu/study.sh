@@ -69,12 +69,12 @@ wave=1
 while IFS= read -r line || [ -n "$line" ]; do
   line=${line%%#*}
   [ -n "${line// /}" ] || continue
-  if [ "$line" = "---" ] || [ "${line// /}" = "---" ]; then
-    run_wave || break
+  if [ "${line// /}" = "---" ]; then
+    run_wave || { lines=(); break; }  # out of time: no later wave either
     wave=$((wave + 1)) lines=()
   else
     lines+=("$line")
   fi
 done < "$plan"
-run_wave
+run_wave  # the last wave (no `---` after it)
 ls -la "$OUT"
