@@ -31,6 +31,10 @@ fi
 echo "$(cat .gpu/model-2/sha256)  $model" | sha256sum --check || { echo "the GGUF was not put together right: did call 1 run on this machine?"; exit 1; }
 converted=$(python3 -c 'from activelora.models.loading import ensure_embedded; print(ensure_embedded())') || exit 1
 python3 benchmarks/gpu/tensor_sums.py "$converted" /tmp/tensor_sums.json --compare .gpu/model-2/tensor_sums.json || exit 1
+# The GPU-marked checks (MC-dropout masks on the GPU equal the CPU's; bf16 scores do not depend on
+# the batch) and their neighbours, once the model their fixtures load is here: a few seconds.
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_keyed_dropout.py tests/test_lora_dropout.py \
+  tests/test_precision.py 2>&1 | tail -n 3
 
 pack() {  # the whole study so far into $OUT/runs.tgz.part-*, replacing the previous pack
   rm -f /tmp/pack/*
