@@ -300,3 +300,15 @@ def test_a_run_folder_records_the_cold_start_it_ran_with(tmp_path, tiny_model_di
 
 def selections_scores(run_dir: Path) -> list[list]:
     return [r["scores"] for r in json.loads((run_dir / "state.json").read_text())["rounds"]]
+
+
+def test_a_mixed_batch_runs_end_to_end_and_records_its_random_part(tmp_path, tiny_model_dir):
+    out = tmp_path / "mixed"
+    assert run_cli(out, tiny_model_dir, "--strategy", "star", "--rounds", "1",
+                   "--set", "strategy.cold_start_rounds=0", "--set", "strategy.random_share=0.5") == 0
+    run_dir = out / "star" / "seed-0"
+    assert json.loads((run_dir / "config.json").read_text())["strategy"]["random_share"] == 0.5
+    query = json.loads((run_dir / "state.json").read_text())["rounds"][1]
+    mixed = query["info"]["random_share"]
+    assert mixed["drawn"] == 2 and query["ids"][1:] == mixed["ids"]  # 3 labels: 1 ranked, then floor(1.5 + 0.5) drawn
+    assert all(s is not None for s in query["scores"])  # every pick keeps its STAR score

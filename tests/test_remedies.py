@@ -1,5 +1,5 @@
-"""Remedies for uncertainty sampling (skip the tail, a middle band, strata, a random cold start),
-the random-hybrid control and the pinned star-paper variant, against independent references."""
+"""Remedies for uncertainty sampling (skip the tail, a middle band, strata, a random cold start,
+a mixed batch), the random-hybrid control and the pinned star-paper variant, against independent references."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from activelora.strategies import PoolView, get_strategy, rank
 from activelora.strategies.remedies import (
     kmeans,
     percentile_ranks,
+    random_count,
     remedy_order,
     skipped_count,
     stratified_pick,
@@ -208,3 +209,76 @@ def test_base_measure_of_mc_measures_is_entropy():
     assert get_strategy("star", StrategyConfig(measure="bald")).needs().resolved_base_measure() == "entropy"
     assert get_strategy("star", StrategyConfig(measure="pe")).needs().resolved_base_measure() == "pe"
     assert get_strategy("subtract", StrategyConfig(base_normalize=True)).needs().base_normalize is True
+
+
+# ----------------------------------------------------------------------------- mixed batch
+
+
+def test_random_count_rounds_half_up_and_never_exceeds_the_batch():
+    assert [random_count(n, 0.5) for n in (1, 2, 3, 32, 33)] == [1, 1, 2, 16, 17]
+    assert random_count(32, 0.0) == 0 and random_count(10, 0.25) == 3  # 2.5 -> 3, not banker's 2
+    assert random_count(3, 0.3) == 1 and random_count(1, 0.99) == 1
+
+
+def mixed_reference(scores, ids, seed, n, share, skip_top=0.0):
+    """The mixed batch built by hand: random's own selection for the drawn part (a second rng
+    in the same state), then the highest scores of what is left, ties as `rank` breaks them."""
+    r = math.floor(share * n + 0.5)
+    rng = np.random.default_rng(seed)
+    drawn = get_strategy("random", StrategyConfig()).select(
+        PoolView(ids=ids, full_scores=np.zeros(len(ids)), rng=rng, round_index=0), r).ids if r else []
+    # `rank` draws one permutation for the ties after the random draw: replay it.
+    by_id = sorted(range(len(ids)), key=lambda i: ids[i])
+    shuffled = [by_id[j] for j in rng.permutation(len(ids))]
+    tie_order = sorted(shuffled, key=lambda i: -scores[i])  # Python's sort is stable
+    skip = min(math.floor(round(skip_top * len(ids), 9)), len(ids) - n)
+    ranked = [ids[i] for i in tie_order[skip:] if ids[i] not in drawn][:n - r]
+    return ranked + drawn
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31), n_pool=st.integers(2, 40), share=st.floats(0.0, 0.95), q=st.sampled_from([0.0, 0.3]))
+def test_random_share_against_reference(seed, n_pool, share, q):
+    data = np.random.default_rng(seed + 1)
+    scores = data.integers(0, 6, n_pool).astype(float)  # ties on purpose
+    n = int(data.integers(1, n_pool + 1))
+    ids = [f"x{i:02d}" for i in range(n_pool)]
+    pool = PoolView(ids=ids, full_scores=scores, rng=np.random.default_rng(seed), round_index=0)
+    got = get_strategy("entropy", StrategyConfig(random_share=share, skip_top=q)).select(pool, n)
+    assert got.ids == mixed_reference(scores.tolist(), ids, seed, n, share, skip_top=q)
+    assert len(set(got.ids)) == n
+    r = random_count(n, share)
+    if r:
+        assert got.info["random_share"] == {"share": share, "drawn": r, "ids": got.ids[n - r:]}
+    else:
+        assert "random_share" not in got.info
+
+
+def test_no_random_share_is_the_selection_it_replaces():
+    for seed in range(5):
+        plain = get_strategy("entropy", StrategyConfig()).select(pool_of(SCORES, rng_seed=seed), 4)
+        zero = get_strategy("entropy", StrategyConfig(random_share=0.0)).select(pool_of(SCORES, rng_seed=seed), 4)
+        assert plain == zero and plain.ids == ["ex001", "ex003", "ex006", "ex008"]
+
+
+def test_random_share_under_strata_and_the_cold_start():
+    rng = np.random.default_rng(0)
+    embeddings = np.concatenate([rng.normal(0, 0.1, (6, 3)), rng.normal(5, 0.1, (4, 3))])
+    scores = [1, 2, 3, 4, 5, 6, 10, 11, 12, 13]
+    mixed = get_strategy("pe", StrategyConfig(strata=2, random_share=0.4)).select(
+        pool_of(scores, rng_seed=1, embeddings=embeddings), 5)
+    drawn = mixed.info["random_share"]["ids"]
+    assert len(drawn) == 2 and mixed.ids[3:] == drawn and len(set(mixed.ids)) == 5
+    assert sum(mixed.info["strata"].values()) == 3  # the strata fill what the draw left
+    # A cold-start round is all random already: nothing is mixed, nothing is scored.
+    cold = get_strategy("star", StrategyConfig(random_share=0.5)).select(
+        PoolView(ids=[f"ex{i:03d}" for i in range(10)], rng=np.random.default_rng(3), round_index=0), 4)
+    assert cold.info == {"cold_start": True}
+    # star-paper pins the paper's rule: no mixed batch.
+    assert get_strategy("star-paper", StrategyConfig(random_share=0.5)).cfg.random_share == 0.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, True, "0.5"])
+def test_random_share_must_be_a_fraction_below_one(bad):
+    with pytest.raises(ConfigError, match="strategy.random_share"):
+        StrategyConfig(random_share=bad)

@@ -295,3 +295,16 @@ def test_a_setting_added_later_reads_as_its_old_behaviour_in_a_saved_run(tmp_pat
         RunState.load_or_create(tmp_path / "run", other)
     flat = rundir.flatten_config(Config().to_dict())
     assert set(SETTINGS_ADDED_LATER) <= set(flat)  # every entry names a real setting
+
+
+def test_a_run_saved_before_mixed_batches_resumes_only_without_one(tmp_path):
+    from activelora.config import Config
+
+    old = Config().to_dict()
+    del old["strategy"]["random_share"]
+    RunState.load_or_create(tmp_path / "run", old)
+    assert RunState.load_or_create(tmp_path / "run", Config().to_dict()).config == old
+    mixed = Config().to_dict()
+    mixed["strategy"]["random_share"] = 0.5
+    with pytest.raises(RunStateError, match=r"strategy\.random_share: 0\.0 -> 0\.5"):
+        RunState.load_or_create(tmp_path / "run", mixed)

@@ -21,7 +21,7 @@ from ..errors import PoolExhaustedError
 from ..registry import Registry
 from .diversity import candidate_count, k_center_greedy
 from .normalize import check_finite
-from .remedies import kmeans, remedy_order, stratified_pick
+from .remedies import kmeans, random_count, remedy_order, stratified_pick
 
 
 @dataclass(frozen=True)
@@ -336,12 +336,18 @@ class Strategy:
         ``skip_top`` and ``target_quantile`` turn the scores into an order of the eligible
         positions; then either the diversity step (the top ``ceil(f·n)`` candidates thinned
         to ``n`` by :func:`~activelora.strategies.diversity.k_center_greedy` over
-        ``pool.embeddings``) or the strata, or plainly the first ``n``.
+        ``pool.embeddings``) or the strata, or plainly the first ``n``. With ``random_share``
+        the first ``r`` of ``random``'s draw are taken before anything is ranked, and the
+        rest of the rule fills the other ``n - r`` from the positions they leave; the batch
+        lists the ranked picks first.
         """
         n = self.check_n(pool, n)
         early = self.selection_without_scores(pool, n)
         if early is not None:
             return early
+        n_random = random_count(n, self.cfg.random_share) if self.informative_scores else 0
+        # Drawn first, from the rng as `random` finds it, so these are the first r of its draw.
+        drawn = rank(random_keys(pool), pool.ids, pool.rng)[:n_random] if n_random else None
         raw, info = self.score(pool)
         scores = np.asarray(raw, dtype=np.float64)
         if scores.shape != (len(pool.ids),):
@@ -355,20 +361,28 @@ class Strategy:
             order, more = remedy_order(scores, order, n, skip_top=self.cfg.skip_top,
                                        target_quantile=self.cfg.target_quantile)
             info.update(more)
-        chosen = order[:n]
+        n_ranked = n
+        if drawn is not None:
+            order = order[~np.isin(order, drawn)]
+            n_ranked = n - n_random
+            info["random_share"] = {"share": self.cfg.random_share, "drawn": n_random,
+                                    "ids": [pool.ids[i] for i in drawn]}
+        chosen = order[:n_ranked]
         if self.diversity:
-            m = candidate_count(n, self.cfg.diversity_factor, len(order))
-            if m > n:
+            m = candidate_count(n_ranked, self.cfg.diversity_factor, len(order))
+            if m > n_ranked:
                 embeddings = pool.require("embeddings", self.name)
                 candidates = order[:m]
-                chosen = candidates[k_center_greedy(embeddings[candidates], n)]
+                chosen = candidates[k_center_greedy(embeddings[candidates], n_ranked)]
             info["diversity_candidates"] = m
         elif self.stratified:
             embeddings = pool.require("embeddings", self.name)
             # A child generator: the strata never shift the draws of the main stream.
             labels = kmeans(embeddings, self.cfg.strata, child_rng(pool))
-            chosen, more = stratified_pick(order, labels, n)
+            chosen, more = stratified_pick(order, labels, n_ranked)
             info.update(more)
+        if drawn is not None:
+            chosen = np.concatenate([np.asarray(chosen, dtype=np.int64), drawn])
         kept = [float(scores[i]) for i in chosen] if self.informative_scores else [None] * n
         return Selection(ids=[pool.ids[i] for i in chosen], scores=kept, info=info)
 

@@ -6,7 +6,8 @@ no per-example score to rank. They write :meth:`BatchStrategy.choose`; :meth:`se
 the contract every strategy has: ``n`` checked, the pool's ``meta`` refused, a cold-start
 round drawn as ``random`` draws it, and the result checked (n distinct ids of the pool).
 The remedies and the diversity step of :meth:`Strategy.select` (``skip_top``,
-``target_quantile``, ``strata``, ``diversity_factor``) re-rank one score and do not apply.
+``target_quantile``, ``strata``, ``diversity_factor``, ``random_share``) act on one score's
+ranking and do not apply.
 """
 
 from __future__ import annotations

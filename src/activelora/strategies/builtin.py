@@ -286,6 +286,6 @@ class StarPaper(StarStrategy):
         "measure": "entropy", "mc_samples": 3, "mc_dropout": True, "schedule": "linear", "schedule_step": 0.1,
         "dynamic": True, "b_l2": True, "diversity_factor": 0.0, "normalize": False, "base_normalize": False,
         "base_target": "own", "answer_end": "generated", "cold_start_rounds": 0, "skip_top": 0.0,
-        "target_quantile": None, "strata": 0, "mc_estimator": "sequence",
+        "target_quantile": None, "strata": 0, "random_share": 0.0, "mc_estimator": "sequence",
     }
     regularization_overrides = {"b_l2_mode": "decay", "b_weight_decay": 0.5}

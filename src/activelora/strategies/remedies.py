@@ -21,6 +21,13 @@ every strategy with informative scores:
 * ``cold_start_rounds = r``: the first r query rounds select at random (the same draw as the
   ``random`` strategy), until the model has seen enough labels for its uncertainty to mean
   something (the uncertainty gap of STAR, Zhang et al. 2024).
+* ``random_share = f``: a mixed batch. ``r = floor(f·n + 1/2)`` of every scored batch are the
+  first r of the ``random`` strategy's draw, the other ``n - r`` come from the ranking (after
+  the remedies above, the diversity step or the strata), those r left out. The exploration
+  half of an ε-greedy rule: whatever the scores miss, for instance a skill the tuned model
+  answers wrongly with confidence, still arrives at about its share of the pool. Why it
+  exists: on ``mix`` star bought no ``successor`` after its cold start under any λ
+  (docs/results.md, eleventh and thirteenth sessions).
 """
 
 from __future__ import annotations
@@ -47,6 +54,14 @@ def percentile_ranks(scores: np.ndarray) -> np.ndarray:
     below = np.searchsorted(sorted_s, s, side="left")
     equal = np.searchsorted(sorted_s, s, side="right") - below
     return (below + (equal - 1) / 2.0) / (n - 1)
+
+
+def random_count(n: int, random_share: float) -> int:
+    """How many of a batch of ``n`` ``random_share`` draws at random: ``floor(f·n + 1/2)``
+    (half up, so that 0.5 of an odd batch is not left to banker's rounding), at most ``n``."""
+    if random_share <= 0:
+        return 0
+    return min(n, math.floor(round(random_share * n, 9) + 0.5))
 
 
 def skipped_count(pool_size: int, n: int, skip_top: float) -> int:
