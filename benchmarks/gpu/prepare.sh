@@ -4,9 +4,11 @@
 # registry; the embedded model's GGUF file (98 MB) is larger than one call may carry (64 MiB),
 # so it travels in two halves, one per call. Then, with the device tool:
 #   call 1: run "bash benchmarks/gpu/setup.sh"  carry [".gpu/wheels", ".gpu/model-1"]
-#   call 2: run "bash benchmarks/gpu/study.sh benchmarks/gpu/mix.plan 540"  carry [".gpu/model-2"]  timeout_s 600
+#   call 2: run "bash benchmarks/gpu/study.sh benchmarks/gpu/mix-remedies.plan 520"  carry [".gpu/model-2"]  timeout_s 600
+#   call 3, at once if device time is left: the same with a smaller budget and FIRST_WAVE 2
+# (mix.plan ran in the thirteenth session: its wave 1 finished, its wave 2 was cut.)
 # Call 2 must follow call 1 within the machine's warm time (30 s on nvidia-h200): the first half
-# waits in the machine's /tmp. Unpack what comes back: cat DIR/wave1.tgz.part-* | tar -xz -C runs/gpu
+# waits in the machine's /tmp. Unpack what comes back: cat DIR/runs.tgz.part-* | tar -xz -C runs/gpu
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
