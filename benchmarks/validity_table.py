@@ -96,6 +96,9 @@ def main() -> None:
     ref = cut.get(REFERENCE, {})
     ref_curve = curve(ref, metric) if ref else []
     target = ref_curve[-1][1] if ref_curve else None
+    # The label counts of the rounds used, from random's curve, or any cut run when random has none.
+    any_rows = next((rows for seeds in cut.values() for rows in seeds.values()), [])
+    labels_used = [p[0] for p in ref_curve] or [row["labeled"] for row in any_rows]
 
     result = {"metric": metric, "rounds": rounds, "n_test": n_test, "reference": REFERENCE, "reference_final_mean": target,
               "strategies": {}, "in_progress": in_progress}
@@ -137,7 +140,7 @@ def main() -> None:
                     info["last_round_discordance"][s] = [d.only_strategy, d.only_reference, d.p_value]
         result["strategies"][name] = info
 
-    lines = [f"Metric: `{metric}`. Rounds used: {rounds} (labels {', '.join(str(x) for x in (ref_curve and [p[0] for p in ref_curve]) or [])}); "
+    lines = [f"Metric: `{metric}`. Rounds used: {rounds} (labels {', '.join(str(x) for x in labels_used)}); "
              f"test problems per run: {', '.join(map(str, n_test))}; 95% intervals are Student-t over seeds.", "",
              "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final | labels saved vs random (paired) |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Device call 2 (benchmarks/gpu/prepare.sh says how): the embedded model assembled and checked,
 # then the waves of PLAN within BUDGET seconds. After every wave the study so far is packed into
-# $OUT (benchmarks/pack_runs.py), because once the call returns the machine may be gone.
+# $OUT (benchmarks/pack_runs.py), because once the call returns the machine may be gone, and its
+# validity tables are written to $OUT/tables.md, a few kB that come back even if the pack does not.
 #   bash benchmarks/gpu/study.sh PLAN BUDGET [FIRST_WAVE]
 # PLAN holds one `activelora run` per line, FOLDER JOBS ARGS..., and a line `---` between waves.
 # A wave's runs all start together and are cut when the budget ends; a cut run's curve ends at
@@ -20,7 +21,7 @@ plan=$1 budget=$2 first=${3:-1}
 [ -f "$plan" ] || { echo "$plan: no such plan" >&2; exit 2; }
 end=$(( $(date +%s) + budget ))
 runs=/tmp/runs
-mkdir -p "$runs" /tmp/pack
+mkdir -p "$runs" /tmp/pack /tmp/tables
 exec > >(tee -a "$OUT/study.log") 2>&1
 export PYTHONPATH=/tmp/site:$PWD/src ACTIVELORA_CACHE=/tmp/alcache PYTHONUNBUFFERED=1
 
@@ -36,7 +37,19 @@ python3 benchmarks/gpu/tensor_sums.py "$converted" /tmp/tensor_sums.json --compa
 timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_keyed_dropout.py tests/test_lora_dropout.py \
   tests/test_precision.py 2>&1 | tail -n 3
 
+tables() {  # every folder's validity tables (both test sets; on dev, dev and dev_pool_like) in one small file
+  local folder metric
+  for folder in "$runs"/*/; do
+    for metric in accuracy accuracy_pool_like; do
+      python3 benchmarks/validity_table.py "$folder" --metric "$metric" --out "/tmp/tables/$(basename "$folder")_$metric" \
+        > /dev/null 2>&1 || continue
+      { echo "## $(basename "$folder"), $metric"; echo; cat "/tmp/tables/$(basename "$folder")_$metric.md"; echo; }
+    done
+  done > "$OUT/tables.md"
+}
+
 pack() {  # the whole study so far into $OUT/runs.tgz.part-*, replacing the previous pack
+  tables
   rm -f /tmp/pack/*
   # 4 parts of 15 MiB: within the 64 MiB that may come back, with room for study.log
   # If the whole study does not fit, its JSON results alone (metrics, selections, predictions).
