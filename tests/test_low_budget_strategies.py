@@ -16,6 +16,7 @@ from scipy.stats import spearmanr
 from activelora.cli import main
 from activelora.config import StrategyConfig
 from activelora.errors import ConfigError, PoolExhaustedError
+from activelora.run.pool_embeddings import saved_embeddings
 from activelora.strategies import PoolView, get_strategy
 from activelora.strategies.adaptive import rank_stability
 from activelora.strategies.cluster_weighted import allocate, weighted_picks_from_clusters
@@ -516,8 +517,10 @@ def test_runs_through_the_loop(name, tmp_path, tiny_model_dir, monkeypatch):
     assert [len(r["ids"]) for r in state["rounds"]] == [4, 3, 3] and len(set(ids)) == 10
     scores = json.loads((run_dir / "round-1" / "pool_scores.json").read_text())
     assert scores["labelled_ids"] == state["rounds"][0]["ids"] + state["rounds"][1]["ids"]
-    assert np.asarray(scores["labelled_embeddings"]).shape == (7, 32)
-    assert np.asarray(scores["embeddings"]).shape == (len(scores["ids"]), 32)
+    assert "embeddings" not in scores and scores["embeddings_file"] == "pool_embeddings.safetensors"
+    matrices = saved_embeddings(run_dir / "round-1", scores)
+    assert matrices["labelled_embeddings"].shape == (7, 32)
+    assert matrices["embeddings"].shape == (len(scores["ids"]), 32)
     if name == "adaptive":
         phases = [r["info"]["adaptive"]["phase"] for r in state["rounds"][1:]]
         assert phases == ["typiclust", "star"]  # no previous round at t = 0; rho >= -1 at t = 1

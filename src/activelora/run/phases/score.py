@@ -1,6 +1,7 @@
 """Score: the unlabelled pool after round r, scored with what the strategy declared it needs
 (:meth:`activelora.run.pool_scoring.PoolScorer.strategy_inputs`), kept in
-``round-<r>/pool_scores.json`` for the next round's select."""
+``round-<r>/pool_scores.json`` (embeddings in ``pool_embeddings.safetensors``) for the next
+round's select."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import time
 
 from ..context import RunContext
+from ..pool_embeddings import move_embeddings_out
 from ...atomic_files import atomic_write_json
 
 
@@ -33,7 +35,9 @@ class ScorePhase:
             if ctx.needs.labelled_embeddings:
                 out["labelled_ids"] = [ex.id for ex in labelled]
         out["seconds"] = round(time.time() - started, 2)  # where a round's time goes (with train.json, metrics)
-        atomic_write_json(ctx.round_dir(r) / "pool_scores.json", out)
+        # The embedding matrices go beside it as safetensors (run/pool_embeddings.py): as JSON
+        # text they were most of a round folder.
+        atomic_write_json(ctx.round_dir(r) / "pool_scores.json", move_embeddings_out(ctx.round_dir(r), out))
 
     def temperature(self, r: int) -> float:
         """Round r's fitted logit temperature (1 when temperature scaling is off)."""

@@ -13,6 +13,7 @@ import numpy as np
 from ...errors import ConfigError, PoolExhaustedError
 from ...strategies import PoolView, get_strategy
 from ..context import RunContext
+from ..pool_embeddings import saved_embeddings
 from ...atomic_files import atomic_write_json
 
 
@@ -51,8 +52,8 @@ class SelectPhase:
         ids = saved["ids"]
         if ids != ctx.unlabeled_ids():  # pragma: no cover - guarded by the state machine
             raise ConfigError(f"{ctx.run_dir}: saved pool scores do not match the unlabelled pool")
-        arrays = {k: np.asarray(saved[k], dtype=np.float64)
-                  for k in ("full_scores", "base_scores", "embeddings", "labelled_embeddings") if k in saved}
+        arrays = {k: np.asarray(saved[k], dtype=np.float64) for k in ("full_scores", "base_scores") if k in saved}
+        arrays.update(saved_embeddings(ctx.round_dir(r), saved))
         # The source's meta only for an oracle that declared it (Needs.gold_meta).
         meta = [ctx.pool_by_id[i].meta for i in ids] if ctx.needs.gold_meta else None
         if ctx.needs.previous_scores:
