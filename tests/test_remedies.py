@@ -282,3 +282,19 @@ def test_random_share_under_strata_and_the_cold_start():
 def test_random_share_must_be_a_fraction_below_one(bad):
     with pytest.raises(ConfigError, match="strategy.random_share"):
         StrategyConfig(random_share=bad)
+
+
+def test_adaptive_mixes_only_in_its_star_phase():
+    rng = np.random.default_rng(0)
+    ids = [f"ex{i:03d}" for i in range(12)]
+
+    def pool(phase):
+        return PoolView(ids=ids, full_scores=rng.random(12), base_scores=rng.random(12), rng=np.random.default_rng(1),
+                        round_index=3, embeddings=rng.normal(size=(12, 4)), labelled_embeddings=rng.normal(size=(4, 4)),
+                        previous_info={"adaptive": {"phase": phase}})
+
+    adaptive = get_strategy("adaptive", StrategyConfig(random_share=0.5))
+    star_phase = adaptive.select(pool("star"), 4)  # latched: STAR chooses, through Strategy.select
+    assert star_phase.info["adaptive"]["phase"] == "star" and star_phase.info["random_share"]["drawn"] == 2
+    typiclust_phase = adaptive.select(pool(None), 4)  # no previous STAR query, no signal: typiclust
+    assert typiclust_phase.info["adaptive"]["phase"] == "typiclust" and "random_share" not in typiclust_phase.info
