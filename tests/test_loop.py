@@ -302,10 +302,14 @@ def selections_scores(run_dir: Path) -> list[list]:
     return [r["scores"] for r in json.loads((run_dir / "state.json").read_text())["rounds"]]
 
 
-def test_a_mixed_batch_runs_end_to_end_and_records_its_random_part(tmp_path, tiny_model_dir):
+def test_a_mixed_batch_runs_end_to_end_and_records_its_random_part(tmp_path, tiny_model_dir, caplog):
     out = tmp_path / "mixed"
-    assert run_cli(out, tiny_model_dir, "--strategy", "star", "--rounds", "1",
-                   "--set", "strategy.cold_start_rounds=0", "--set", "strategy.random_share=0.5") == 0
+    with caplog.at_level("WARNING"):
+        assert run_cli(out, tiny_model_dir, "--strategy", "star", "--strategy", "random", "--rounds", "1",
+                       "--set", "strategy.cold_start_rounds=0", "--set", "strategy.random_share=0.5") == 0
+    # random, beside it in the same config, has no ranking to mix into: one line says so.
+    notices = [r.getMessage() for r in caplog.records if "ignores" in r.getMessage()]
+    assert notices == ["strategy random ignores strategy.random_share=0.5: it has no ranking for them to change"]
     run_dir = out / "star" / "seed-0"
     assert json.loads((run_dir / "config.json").read_text())["strategy"]["random_share"] == 0.5
     query = json.loads((run_dir / "state.json").read_text())["rounds"][1]

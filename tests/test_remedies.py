@@ -3,6 +3,7 @@ a mixed batch), the random-hybrid control and the pinned star-paper variant, aga
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from activelora.config import StrategyConfig
 from activelora.errors import ConfigError
-from activelora.strategies import PoolView, get_strategy, rank
+from activelora.strategies import STRATEGIES, PoolView, Strategy, get_strategy, rank
 from activelora.strategies.remedies import (
     kmeans,
     percentile_ranks,
@@ -298,3 +299,46 @@ def test_adaptive_mixes_only_in_its_star_phase():
     assert star_phase.info["adaptive"]["phase"] == "star" and star_phase.info["random_share"]["drawn"] == 2
     typiclust_phase = adaptive.select(pool(None), 4)  # no previous STAR query, no signal: typiclust
     assert typiclust_phase.info["adaptive"]["phase"] == "typiclust" and "random_share" not in typiclust_phase.info
+
+
+# ----------------------------------------------------------------------- switches a rule ignores
+
+SWITCHES_ON = StrategyConfig(skip_top=0.1, target_quantile=0.5, strata=4, random_share=0.25)
+SWITCHES_NAMED = ["strategy.skip_top=0.1", "strategy.target_quantile=0.5", "strategy.strata=4",
+                  "strategy.random_share=0.25"]
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES.names()))
+def test_each_strategy_names_the_switches_it_never_applies(name):
+    assert get_strategy(name, StrategyConfig()).unapplied_switches() == []  # nothing on, nothing named
+    cfg, named = SWITCHES_ON, SWITCHES_NAMED
+    if "diversity_factor" in STRATEGIES.get(name).config_overrides:  # entropy-div: strata would be refused
+        cfg, named = dataclasses.replace(cfg, strata=0), [s for s in named if "strata" not in s]
+    strategy = get_strategy(name, cfg)
+    # A rule ranking informative scores through Strategy.select applies them all; so does
+    # adaptive's STAR phase. Random and passive have no ranking, and a set rule no scores.
+    ranks_through_select = strategy.informative_scores and (
+        type(strategy).select is Strategy.select or name == "adaptive")
+    assert strategy.unapplied_switches() == ([] if ranks_through_select else named)
+
+
+def test_an_ignored_switch_is_applied_nowhere():
+    """What unapplied_switches says, select does: typiclust's batch is the same with them on."""
+    rng = np.random.default_rng(3)
+    pool = dict(ids=[f"ex{i:03d}" for i in range(40)], embeddings=rng.normal(size=(40, 5)),
+                labelled_embeddings=rng.normal(size=(6, 5)), round_index=1)
+    plain = get_strategy("typiclust", StrategyConfig()).select(PoolView(**pool, rng=np.random.default_rng(0)), 8)
+    switched = get_strategy("typiclust", SWITCHES_ON).select(PoolView(**pool, rng=np.random.default_rng(0)), 8)
+    assert switched.ids == plain.ids
+
+
+def test_an_experiment_warns_once_per_strategy_that_ignores_a_switch(caplog):
+    from activelora.config import Config, LoopConfig
+    from activelora.experiment.plan import warn_unapplied_switches
+
+    config = Config(strategy=StrategyConfig(random_share=0.5), loop=LoopConfig(strategies=["random", "star", "typiclust"]))
+    with caplog.at_level("WARNING", logger="activelora.experiment.plan"):
+        warn_unapplied_switches(config)
+    assert [r.getMessage() for r in caplog.records] == [
+        "strategy random ignores strategy.random_share=0.5: it has no ranking for them to change",
+        "strategy typiclust ignores strategy.random_share=0.5: it has no ranking for them to change"]

@@ -7,6 +7,7 @@ it in one atomic replace (see :mod:`activelora.campaign.folder`).
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +27,8 @@ from .folder import Campaign, Settings, pause_point
 from .importers import AnswerSheet, read_answers, rows_from_labelstudio, sheet_from_records
 from .state import ImportReport, now
 from .stopping import StopSettings, stop_reasons
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STOP_SET = 32
 
@@ -50,6 +53,9 @@ def init_campaign(folder: str | Path, *, pool_file: str, config: Config, task: s
         raise ConfigError(f"--strategy {strategy}: labels the whole pool at once; a campaign asks for "
                           "batches (use random for a random order)")
     decide_regime(config, chosen)  # refuses MC dropout passes an adapter would not train with
+    unapplied = chosen.unapplied_switches()
+    if unapplied:
+        log.warning("strategy %s ignores %s: it has no ranking for them to change", strategy, ", ".join(unapplied))
     if config.score.temperature_scaling:
         raise ConfigError("score.temperature_scaling: needs a labelled probe set, which a campaign does not have")
     if batch_size <= 0:

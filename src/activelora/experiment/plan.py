@@ -3,11 +3,14 @@ how many rounds each trains. Pure bookkeeping, shared by running here and in wor
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from ..config import Config
 from ..strategies import get_strategy
 from ..strategies.regime import decide_regime
+
+log = logging.getLogger(__name__)
 
 
 def planned_runs(config: Config) -> list[tuple[str, int]]:
@@ -29,3 +32,13 @@ def check_strategies(config: Config) -> None:
     """Fail on a bad strategy name or a dropout it cannot use, before anything is loaded."""
     for name in config.loop.strategies:
         decide_regime(config, get_strategy(name, config.strategy))
+
+
+def warn_unapplied_switches(config: Config) -> None:
+    """One warning line per strategy of the experiment that ignores a batch-rule switch the
+    config turns on (``strategy.random_share`` beside ``--strategy random``, say), so that a
+    switch meant for one strategy is never mistaken for one that changed another."""
+    for name in config.loop.strategies:
+        unapplied = get_strategy(name, config.strategy).unapplied_switches()
+        if unapplied:
+            log.warning("strategy %s ignores %s: it has no ranking for them to change", name, ", ".join(unapplied))

@@ -13,7 +13,7 @@ from ..data.splits import load_experiment_data
 from ..errors import ConfigError
 from ..multiprocess.distributed import is_main_process, process_info
 from .baseline import zero_shot_baseline
-from .plan import check_strategies, planned_rounds, planned_runs
+from .plan import check_strategies, planned_rounds, planned_runs, warn_unapplied_switches
 from .runs import load_experiment_model, run_one
 from .workers import run_in_workers
 
@@ -38,6 +38,8 @@ def run_experiment(config: Config, output: Path, *, restart: bool = False, progr
     config = resolve_auto(config)  # model.dtype=auto recorded as what it means on this machine
     progress = progress and is_main_process()  # one set of progress bars per launch
     check_strategies(config)
+    if is_main_process():
+        warn_unapplied_switches(config)
     data = load_experiment_data(config)
     output.mkdir(parents=True, exist_ok=True)
     runs = planned_runs(config)

@@ -75,6 +75,10 @@ class AdaptiveStrategy(BatchStrategy):
         return dataclasses.replace(self.uncertainty.needs(), hidden_states=True, labelled_embeddings=True,
                                    previous_scores=True)
 
+    def unapplied_switches(self) -> list[str]:
+        """None: its STAR phase applies them (its typiclust phase, a set rule, does not)."""
+        return []
+
     def decide(self, pool: PoolView) -> dict[str, Any]:
         """The phase of this query and why: ``{"phase", "signal", "threshold", "latched"}``."""
         previous = (pool.previous_info or {}).get("adaptive") or {}

@@ -287,6 +287,16 @@ class Strategy:
         """Whether the loop must provide ``PoolView.embeddings`` (diversity or strata)."""
         return self.diversity or self.stratified
 
+    def unapplied_switches(self) -> list[str]:
+        """The batch-rule switches (:data:`BATCH_RULE_SWITCHES`) the config turns on that this
+        strategy's :meth:`select` never applies, as ``strategy.<key>=<value>``.
+
+        They live in one shared ``strategy`` section, so one config may set them for several
+        strategies at once (random beside star): a strategy without informative scores has no
+        ranking for them to change, so it leaves them alone rather than refusing the config.
+        """
+        return [] if self.informative_scores else switches_on(self.cfg)
+
     def draws_at_random(self, round_index: int) -> bool:
         """Whether query ``round_index`` is a cold-start round (``strategy.cold_start_rounds``).
 
@@ -385,6 +395,18 @@ class Strategy:
             chosen = np.concatenate([np.asarray(chosen, dtype=np.int64), drawn])
         kept = [float(scores[i]) for i in chosen] if self.informative_scores else [None] * n
         return Selection(ids=[pool.ids[i] for i in chosen], scores=kept, info=info)
+
+
+# The switches that change how a ranking becomes a batch (strategies/remedies.py,
+# diversity.py, strata), each with the value that turns it off.
+BATCH_RULE_SWITCHES: dict[str, Any] = {"skip_top": 0.0, "target_quantile": None, "diversity_factor": 0.0,
+                                       "strata": 0, "random_share": 0.0}
+
+
+def switches_on(cfg: StrategyConfig) -> list[str]:
+    """``strategy.<key>=<value>`` for each batch-rule switch ``cfg`` sets away from off."""
+    return [f"strategy.{key}={getattr(cfg, key)}" for key, off in BATCH_RULE_SWITCHES.items()
+            if getattr(cfg, key) != off]
 
 
 def random_keys(pool: PoolView) -> np.ndarray:

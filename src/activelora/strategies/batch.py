@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import PoolView, Selection, Strategy, child_rng
+from .base import PoolView, Selection, Strategy, child_rng, switches_on
 from .geometry import as_points
 
 
@@ -27,6 +27,10 @@ class BatchStrategy(Strategy):
 
     def score(self, pool: PoolView):  # pragma: no cover - a set rule has no per-example score
         raise TypeError(f"strategy {self.name!r} chooses a batch as a set; call select()")
+
+    def unapplied_switches(self) -> list[str]:
+        """A set rule picks the batch as a whole, with no ranking for the switches to change."""
+        return switches_on(self.cfg)
 
     def embedding_sets(self, pool: PoolView) -> tuple[np.ndarray, np.ndarray]:
         """(unlabelled, labelled) prompt embeddings, checked: what the set rules cluster."""
