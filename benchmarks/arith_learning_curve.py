@@ -21,7 +21,7 @@ import torch
 from activelora.config import Config
 from activelora.data.arith import generate_arith
 from activelora.data.tasks import get_task
-from activelora.run.evaluation import evaluate
+from activelora.models.evaluation import evaluate
 from activelora.models.loading import load_model
 from activelora.models.lora import adapter_disabled, attach_lora, reset_lora
 from activelora.run.training import Regularization, train_lora

@@ -49,7 +49,7 @@ def worker(args) -> None:
     from activelora.data.loaders import load_examples
     from activelora.data.tasks import get_task
     from activelora.multiprocess.distributed import barrier, map_sharded, process_info
-    from activelora.run.evaluation import evaluate
+    from activelora.models.evaluation import evaluate
     from activelora.models.loading import load_model
     from activelora.models.lora import attach_lora
     from activelora.uncertainty import score_pool

@@ -68,7 +68,7 @@ def timed(fn):
 
 def bench_evaluate(model, tok, task, args) -> dict:
     from activelora.data import generate_arith
-    from activelora.run.evaluation import evaluate
+    from activelora.models.evaluation import evaluate
     from reference.legacy_evaluation import evaluate as legacy_evaluate
 
     examples = generate_arith("test")[:args.n_eval]
@@ -118,7 +118,7 @@ def bench_score(model, tok, task, args) -> dict:
 
 def profile(model, tok, task, args) -> None:
     from activelora.data import generate_arith
-    from activelora.run.evaluation import evaluate
+    from activelora.models.evaluation import evaluate
     from activelora.uncertainty.scorer import score_pool
 
     if args.profile == "score":

@@ -167,8 +167,8 @@ def child_round(result_path: Path, work: Path, settings: list[str]) -> None:
     from activelora.models.lora import attach_lora
 
     try:  # the layout since issue 17: a run is a driver over phase objects
-        from activelora.data.splits import load_experiment_data
-        from activelora.run.evaluation import evaluate
+        from activelora.run.experiment_data import load_experiment_data
+        from activelora.models.evaluation import evaluate
         from activelora.run.loop import ActiveLearningRun
     except ImportError:  # a baseline from before it: loop.py's step methods
         from activelora.evaluation import evaluate

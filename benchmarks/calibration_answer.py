@@ -37,7 +37,7 @@ from sweep_recipe import DEV_ROWS, label_rows, parse_recipe  # noqa: E402
 from activelora.config import Config, LoraSection, TrainConfig  # noqa: E402
 from activelora.data.arith import generate_arith  # noqa: E402
 from activelora.data.tasks import get_task  # noqa: E402
-from activelora.run.evaluation import evaluate  # noqa: E402
+from activelora.models.evaluation import evaluate  # noqa: E402
 from activelora.models.loading import load_model  # noqa: E402
 from activelora.models.lora import attach_lora, lora_b_parameters  # noqa: E402
 from activelora.probes.answer_confidence import answer_calibration, answer_confidences  # noqa: E402

@@ -18,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from activelora.data import SKILLS, get_task, load_examples
-from activelora.run.evaluation import evaluate
+from activelora.models.evaluation import evaluate
 from activelora.models.loading import load_model
 
 SETS = (("test", "skill-balanced (`accuracy`)"), ("test_pool_like", "pool-like (`accuracy_pool_like`)"))

@@ -4,7 +4,7 @@
 
 For every run in the folders (``<dir>/<strategy>/seed-<n>/``) that has reached round ``R``
 (default: the most rounds any run has), it joins the run's own examples (rebuilt from its
-``config.json`` with :func:`activelora.data.splits.load_experiment_data`, so nothing but the
+``config.json`` with :func:`activelora.run.experiment_data.load_experiment_data`, so nothing but the
 generator is trusted) on their ``meta[key]`` and reports, as means over seeds:
 
 * **labels**: how many of the labels up to round ``R`` fall in each value of the key
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from activelora.config import config_from_dict
-from activelora.data.splits import load_experiment_data
+from activelora.run.experiment_data import load_experiment_data
 from activelora.experiment.paired import read_correct
 from activelora.experiment.report import locate_runs, predictions_file
 

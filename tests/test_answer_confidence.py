@@ -13,7 +13,7 @@ import torch
 from activelora.cli import main
 from activelora.data.example import Example
 from activelora.data.tasks import get_task
-from activelora.run.evaluation import evaluate
+from activelora.models.evaluation import evaluate
 from activelora.models.generation import Generation
 from activelora.models.text import encode_prompt
 from activelora.probes.answer_confidence import (
@@ -96,7 +96,7 @@ def test_against_float64_teacher_forcing_on_the_tiny_model(make_tiny_llama, smol
 
 
 def test_a_result_without_generations_gives_nulls():
-    from activelora.run.evaluation import EvalResult, Prediction
+    from activelora.models.evaluation import EvalResult, Prediction
 
     pred = Prediction("a", "The final answer is 4.", "4", "4", True, 0.1, 0.5, 6)
     result = EvalResult(accuracy=1.0, n=1, predictions=[pred], generations=[])

@@ -1,4 +1,5 @@
-"""The package's shape, checked: no import cycles, no oversized class, a short top level.
+"""The package's shape, checked: layers that import only downwards, no import cycles, no
+oversized class, a short top level.
 
 The import graph is read from the source with :mod:`ast` (nothing is imported): an edge
 ``a -> b`` for every import statement that runs when ``a`` is imported, i.e. the module-level
@@ -187,6 +188,49 @@ def test_a_single_run_knows_nothing_of_the_experiment_above_it():
         if name.startswith(("activelora.run", "activelora.multiprocess")):
             above = sorted(e for e in edges if e.startswith(("activelora.experiment", "activelora.commands")))
             assert above == [], f"{name} imports {above}"
+
+
+# The packages from the bottom up: each may import those before it, never one after it. The
+# top level's own modules count as packages of one (``activelora`` itself, the lazy public
+# API, comes last).
+LAYERS = ["errors", "registry", "atomic_files", "config", "data", "models", "multiprocess", "uncertainty",
+          "probes", "strategies", "run", "campaign", "experiment", "api", "commands", "cli", "__main__", ""]
+
+# Upward imports known and kept, each deferred into the one function that needs it (the test
+# fails once one is gone, so that its entry goes too): config checks a measure's name against
+# the registry that uncertainty fills, and resolves ``model.dtype=auto`` with models' probe of
+# this machine's precision, so that a bad or machine-dependent setting is settled when the
+# config is built rather than when a run first needs it.
+KNOWN_UPWARD_IMPORTS = [("activelora.config", "activelora.models.precision"),
+                        ("activelora.config", "activelora.uncertainty.measures")]
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    return LAYERS.index(parts[1] if len(parts) > 1 else "")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every edge from a package to one above it in :data:`LAYERS`."""
+    return sorted((a, b) for a, edges in graph.items() for b in edges if layer_of(b) > layer_of(a))
+
+
+def test_every_package_has_a_layer():
+    tops = {m.split(".")[1] if "." in m else "" for m in import_graph()}
+    assert sorted(tops) == sorted(LAYERS)
+
+
+def test_nothing_imports_upwards_not_even_in_a_function():
+    found = upward_imports(import_graph(imports=every_import))
+    assert [e for e in found if e not in KNOWN_UPWARD_IMPORTS] == []
+    assert [e for e in KNOWN_UPWARD_IMPORTS if e not in found] == [], "a known upward import is gone: drop its entry"
+    module_level = upward_imports(import_graph())
+    assert module_level == [], "the known ones must stay deferred"
+
+
+def test_the_layer_check_can_fail():
+    graph = {"activelora.data.x": {"activelora.strategies.y"}, "activelora.run.z": {"activelora.models.w"}}
+    assert upward_imports(graph) == [("activelora.data.x", "activelora.strategies.y")]
 
 
 def test_no_class_is_over_the_limit():

@@ -282,7 +282,7 @@ def test_dev_is_the_train_side_after_the_pool_rows(train, test_split):
 
 def test_a_dev_run_refuses_a_pool_that_would_meet_the_dev_split():
     from activelora.config import Config
-    from activelora.data.splits import load_experiment_data
+    from activelora.run.experiment_data import load_experiment_data
     from activelora.errors import ConfigError
 
     config = Config()

@@ -206,7 +206,7 @@ def test_plugin_modules_name_only_strategies_registered_outside_the_library():
 
 def test_longest_runs_are_handed_out_first_and_the_zero_shot_baseline_last(tmp_path):
     from activelora.config import build_config
-    from activelora.data.splits import load_experiment_data
+    from activelora.run.experiment_data import load_experiment_data
     from activelora.experiment.plan import planned_runs
 
     config = build_config(None, {"loop": {"strategies": ["random", "star", "entropy"], "pool_limit": 12,

@@ -14,7 +14,7 @@ from activelora.cli import main
 from activelora.data import SKILL_NAMES, SKILLS, generate_mix, get_task, load_examples
 from activelora.data.mix import (DEFAULT_SIZES, DEV_CLEAR_OF_TRAIN_ROWS, DEV_SPLITS, DUPLICATE_SHARE,
                                  skill_schedule, split_of)
-from activelora.data.splits import load_experiment_data
+from activelora.run.experiment_data import load_experiment_data
 from activelora.config import Config
 from activelora.errors import ConfigError, DataError
 from activelora.atomic_files import read_jsonl

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from activelora.config import LoraSection
-from activelora.run.evaluation import evaluate
+from activelora.models.evaluation import evaluate
 from activelora.models.lora import attach_lora, lora_b_parameters
 from activelora.probes.temperature import fit_logit_temperature, gold_nll
 from activelora.uncertainty import scorer as S

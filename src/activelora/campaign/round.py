@@ -33,7 +33,7 @@ import numpy as np
 from ..config import Config
 from ..data.example import Example
 from ..data.tasks import get_task
-from ..run.evaluation import evaluate
+from ..models.evaluation import evaluate
 from ..models.generation import generate
 from ..models.lora import reset_lora, save_adapter
 from ..models.text import encode_prompt

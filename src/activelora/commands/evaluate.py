@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..run.evaluation import evaluate
+    from ..models.evaluation import evaluate
     from ..probes.answer_confidence import answer_calibration, answer_confidences
 
     common.setup_logging()

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from ..config import Config
-from ..data.splits import ExperimentData
+from ..run.experiment_data import ExperimentData
 from ..multiprocess.distributed import is_main_process, main_only
-from ..multiprocess.sharded import evaluate_sharded
+from ..run.sharded import evaluate_sharded
 from ..atomic_files import atomic_write_json
 from .report import ZERO_SHOT_FILE
 

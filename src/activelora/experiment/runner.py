@@ -9,7 +9,7 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from ..config import Config, resolve_auto
-from ..data.splits import load_experiment_data
+from ..run.experiment_data import load_experiment_data
 from ..errors import ConfigError
 from ..multiprocess.distributed import is_main_process, process_info
 from .baseline import zero_shot_baseline

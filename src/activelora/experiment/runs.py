@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import Config
-from ..data.splits import ExperimentData
+from ..run.experiment_data import ExperimentData
 from ..multiprocess.distributed import open_mirrored
 from ..run.loop import ActiveLearningRun
 from ..run.tracking import RunTracker

@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from ..config import Config
 from ..errors import ActiveLoraError
-from ..data.splits import ExperimentData, load_experiment_data
+from ..run.experiment_data import ExperimentData, load_experiment_data
 from ..run.context import METRICS_FILE
 from ..run.loop import ActiveLearningRun
 from ..multiprocess.threads import ThreadPlan, apply_threads, child_environment, shares

@@ -6,5 +6,7 @@
 - :mod:`.lora_dropout`, :mod:`.keyed_dropout`  STAR's dropout on the A inputs, per-example masks;
 - :mod:`.text`           examples to token ids (prompts, prompt + target);
 - :mod:`.generation`     batched greedy generation and the log-probabilities of what was generated;
-- :mod:`.heads`          the decoder stack and the LM head taken apart.
+- :mod:`.heads`          the decoder stack and the LM head taken apart;
+- :mod:`.evaluation`     answers generated for examples, graded against their gold answers;
+- :mod:`.regularization` what one LoRA training run regularises (STAR's hybrid, or none).
 """

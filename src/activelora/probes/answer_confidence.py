@@ -97,7 +97,7 @@ def answer_confidence(tokenizer, task, generation, extracted: str | None) -> flo
 
 
 def answer_confidences(tokenizer, task, result) -> list[float | None]:
-    """One answer confidence per prediction of an :class:`~activelora.run.evaluation.EvalResult`.
+    """One answer confidence per prediction of an :class:`~activelora.models.evaluation.EvalResult`.
 
     A result without its ``generations`` (e.g. gathered from several processes, which keep
     only the predictions) gives None for every example, with a warning: the token

@@ -9,7 +9,7 @@ from typing import Sequence
 from ..config import Config
 from ..data.example import Example
 from ..errors import ConfigError
-from ..run.evaluation import evaluate
+from ..models.evaluation import evaluate
 from .answer_confidence import answer_calibration, answer_confidences
 from .calibration import apply_temperature, calibration_report, ece, fit_temperature
 from .gap import gap_report

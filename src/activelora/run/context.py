@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Config
 from ..data.example import Example
-from ..data.splits import ExperimentData
+from .experiment_data import ExperimentData
 from ..models.lora import load_adapter_weights
 from ..strategies import Needs, Strategy
 from ..strategies.regime import TrainingRegime

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from ..atomic_files import atomic_write_json, read_jsonl
 from ..config import Config
-from ..data.splits import ExperimentData
+from .experiment_data import ExperimentData
 from ..errors import RunStateError
 from ..multiprocess.distributed import check_agreement
 from ..strategies import get_strategy

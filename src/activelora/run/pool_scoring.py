@@ -18,7 +18,7 @@
   base model's prompt-only pass instead, for the pool and the labelled examples alike.
 
 Under a multi-process launch every pass runs on this process's shard of the examples and
-the results are gathered (:mod:`activelora.multiprocess.sharded`); a single process takes none of that path.
+the results are gathered (:mod:`activelora.run.sharded`); a single process takes none of that path.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from ..config import Config
 from ..data.example import Example
 from ..multiprocess.distributed import map_sharded
 from ..models.lora import set_lora_dropout_rate
-from ..multiprocess.sharded import score_sharded
+from .sharded import score_sharded
 from ..strategies import Needs
 from ..strategies.regime import TrainingRegime
 
@@ -71,7 +71,7 @@ class PoolScorer:
         set_lora_dropout_rate(self.model, self.regime.mc_dropout_rate)
         torch.manual_seed(run_seed(self.seed, r, salt=3 if not base else 4))
         sc = self.config.score
-        return score_sharded(  # each process of a launch scores its share (activelora.multiprocess.sharded)
+        return score_sharded(  # each process of a launch scores its share (activelora.run.sharded)
             self.model, self.tokenizer, self.task, list(examples),
             measure=measure, target=target, temperature=temperature, mc_samples=mc_samples,
             normalize=sc.normalize if normalize is None else normalize, batch_size=sc.batch_size,

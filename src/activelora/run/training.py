@@ -28,41 +28,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..config import Config, RegularizationConfig, TrainConfig
+from ..config import TrainConfig
 from ..data.example import Example
 from ..multiprocess.data_parallel import MicroBatchShards
 from ..models.heads import backbone_and_head
 from ..models.lora import lora_a_parameters, lora_b_parameters, lora_input_dropout
+from ..models.regularization import Regularization
 from ..models.text import IGNORE_INDEX, TrainingFeature, build_feature, encode_prompt, encode_target, pad_right
 
 # Length grouping sorts within windows of this many batches: on 96 `arith` examples in
 # batches of 8, padding falls from 46% of the real tokens to 12% (8 batches: 8%, the whole
 # epoch: 4%), while a batch still draws its rows from 32 random examples.
 GROUP_WINDOW_BATCHES = 4
-
-
-@dataclass(frozen=True)
-class Regularization:
-    """What one training run applies. ``plain()`` is vanilla LoRA: no dropout, no L2 on B."""
-
-    a_dropout: float
-    b_l2_mode: str = "none"  # decay | penalty | none
-    b_weight_decay: float = 0.0
-    b_l2_penalty: float = 0.0
-
-    @classmethod
-    def plain(cls) -> "Regularization":
-        return cls(a_dropout=0.0)
-
-    @classmethod
-    def hybrid(cls, config: Config, b_l2: bool = True) -> "Regularization":
-        reg: RegularizationConfig = config.regularization
-        return cls(
-            a_dropout=config.lora.lora_dropout,
-            b_l2_mode=reg.b_l2_mode if b_l2 else "none",
-            b_weight_decay=reg.b_weight_decay,
-            b_l2_penalty=reg.b_l2_penalty,
-        )
 
 
 @dataclass

@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..models.regularization import Regularization
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..run.training import Regularization
     from .base import Strategy
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,7 @@ class TrainingRegime:
         return self.a_dropout
 
     def regularization(self) -> "Regularization":
-        """The :class:`~activelora.run.training.Regularization` that ``train_lora`` applies."""
-        from ..run.training import Regularization
+        """The :class:`~activelora.models.regularization.Regularization` that ``train_lora`` applies."""
 
         return Regularization(a_dropout=self.a_dropout, b_l2_mode=self.b_l2_mode,
                               b_weight_decay=self.b_weight_decay if self.b_l2_mode == "decay" else 0.0,

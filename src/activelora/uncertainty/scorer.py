@@ -511,7 +511,7 @@ def score_pool(
     ``generation_batch_size``: prompts per greedy-decoding batch (default ``batch_size``);
     decoding one token at a time gains more from wide batches than the teacher-forced pass.
     ``generations``: this same model's greedy answers to ``examples`` (in order), e.g. from
-    :func:`activelora.run.evaluation.evaluate`, scored instead of generating them again; when
+    :func:`activelora.models.evaluation.evaluate`, scored instead of generating them again; when
     they carry the :class:`OnePassValues` of this measure and temperature and one pass is
     scored, no forward runs at all. With ``base``: answers given to score under the base
     model (e.g. the tuned model's, STAR's ``base_target=tuned``), carrying no recorded values;

@@ -12,11 +12,11 @@ import json
 import time
 from dataclasses import replace
 
-from ...multiprocess.sharded import evaluate_sharded
+from ..sharded import evaluate_sharded
 from ...probes import calibration_report
 from ...probes.answer_confidence import answer_calibration, answer_confidences
 from ..context import METRICS_FILE, RunContext
-from ..evaluation import EvalResult
+from ...models.evaluation import EvalResult
 from ...atomic_files import atomic_write_json, atomic_write_text
 from .probe_metrics import ProbeMetrics
 

@@ -7,10 +7,10 @@ import math
 from typing import Sequence
 
 from ...data.example import Example
-from ...multiprocess.sharded import evaluate_sharded
+from ..sharded import evaluate_sharded
 from ...probes import gap_report
 from ..context import RunContext
-from ..evaluation import EvalResult
+from ...models.evaluation import EvalResult
 
 GAP_KEYS = ("spearman", "kendall", "auroc_base", "auroc_full")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ConfigError, PoolExhaustedError
 from ..strategies import get_strategy
-from .example import Example
+from ..data.example import Example
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,8 @@ def load_experiment_data(config: Config) -> ExperimentData:
     """Pool, test and probe sets. The probe comes from the train split, before the pool,
     so it is never labelled or selected. A single file (no splits) is split here: test rows
     first, then probe and pool from the rest."""
-    from .loaders import GENERATORS, load_examples
-    from .tasks import get_task, infer_task
+    from ..data.loaders import GENERATORS, load_examples
+    from ..data.tasks import get_task, infer_task
 
     task_name = config.data.task or infer_task(config.data.source)
     task = get_task(task_name)

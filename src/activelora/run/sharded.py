@@ -1,7 +1,7 @@
 """The loop's per-example steps, split across the processes of a launch by stable id.
 
 :func:`evaluate_sharded` and :func:`score_sharded` take the arguments of
-:func:`activelora.run.evaluation.evaluate` and :func:`activelora.uncertainty.score_pool`. Each
+:func:`activelora.models.evaluation.evaluate` and :func:`activelora.uncertainty.score_pool`. Each
 process runs the plain function on its share (:func:`activelora.multiprocess.distributed.my_share`), and
 every process gets every result back in the input order. In a single process they are the
 plain functions.
@@ -19,12 +19,12 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..data.example import Example
-from .distributed import map_sharded
-from ..run.evaluation import EvalResult, evaluate
+from ..multiprocess.distributed import map_sharded
+from ..models.evaluation import EvalResult, evaluate
 
 
 def evaluate_sharded(model, tokenizer, task, examples: Sequence[Example], **kwargs) -> EvalResult:
-    """:func:`activelora.run.evaluation.evaluate`, each process on its share; the whole result on all."""
+    """:func:`activelora.models.evaluation.evaluate`, each process on its share; the whole result on all."""
 
     def share_results(share: list[Example]) -> list:
         result = evaluate(model, tokenizer, task, share, **kwargs)

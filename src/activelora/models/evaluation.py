@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from ..data.example import Example
-from ..models.generation import Generation, StepValues, generate
-from ..models.text import encode_prompt
+from .generation import Generation, StepValues, generate
+from .text import encode_prompt
 
 
 @dataclass(frozen=True)
