@@ -352,3 +352,16 @@ def test_file_round_trip_on_the_embedded_model(tmp_path, monkeypatch, capsys):
     assert main(["campaign", "export", str(folder), "--out", str(out)]) == 0
     exported = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(exported) == 8 and all(row["answer"] == gold[row["id"]] for row in exported)
+
+
+def test_a_campaign_keeps_the_mixed_batch_it_began_with(tmp_path, pool_file, tiny_model_dir):
+    """init records star's resolved share; a campaign begun before the setting reads none."""
+    from activelora.campaign.folder import Campaign
+
+    folder = init(tmp_path, pool_file, tiny_model_dir, "--strategy", "star")
+    saved = json.loads((folder / "campaign.json").read_text())
+    assert saved["config"]["strategy"]["random_share"] == 0.5
+    assert Campaign.open(folder).settings.build_config().strategy.random_share == 0.5
+    del saved["config"]["strategy"]["random_share"]
+    (folder / "campaign.json").write_text(json.dumps(saved))
+    assert Campaign.open(folder).settings.build_config().strategy.random_share == 0.0

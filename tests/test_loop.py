@@ -274,6 +274,9 @@ def test_star_by_default_skips_scoring_and_draws_what_random_draws_for_two_queri
     assert selections(run_dir)[:3] == selections(tmp_path / "random" / "random" / "seed-0")[:3]
     rounds = json.loads((run_dir / "state.json").read_text())["rounds"]
     assert [r["info"].get("cold_start", False) for r in rounds] == [False, True, True, False]
+    # strategy.random_share is null too: star's default mixes half of each batch it scores.
+    assert json.loads((run_dir / "config.json").read_text())["strategy"]["random_share"] == 0.5
+    assert rounds[3]["info"]["random_share"]["share"] == 0.5
 
 
 def test_a_run_folder_records_the_cold_start_it_ran_with(tmp_path, tiny_model_dir, capsys):

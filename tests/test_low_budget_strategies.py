@@ -7,6 +7,8 @@ full (N, N) distance matrices from differences, and never call the code under te
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import numpy as np
@@ -338,7 +340,8 @@ def test_star_weighted_lets_the_base_term_rank_but_not_share_out():
     base = np.r_[np.full(20, 9.0), np.full(20, 1.0)] + rng.random(40)  # blob 0: the base model is lost
     full = np.r_[np.full(20, 1.0), np.full(20, 1.2)] + rng.random(40)  # the tuned model: much the same
     pool = dict(full=full, base=base, round_index=0)
-    config = StrategyConfig(weighted_clusters=2, cold_start_rounds=0)  # both rank at the first query
+    # Both rank at the first query, with every label of the batch (no mixed batch for star).
+    config = StrategyConfig(weighted_clusters=2, cold_start_rounds=0, random_share=0.0)
     star_ids = get_strategy("star", config).select(view(points, **pool), 8).ids
     weighted_ids = get_strategy("star-weighted", config).select(view(points, **pool), 8).ids
     assert sum(int(i[2:]) < 20 for i in star_ids) == 8
@@ -385,7 +388,8 @@ def test_adaptive_switches_on_its_signal_and_latches():
     assert unstable.info["adaptive"]["signal"] < 0.8
     stable = adaptive.select(pool(previous_full_scores=full * 2 + 1), 4)  # same ranking: rho = 1
     assert stable.info["adaptive"]["phase"] == "star" and stable.info["adaptive"]["signal"] == pytest.approx(1.0)
-    star = get_strategy("star", cfg).select(pool(), 4)
+    # adaptive's STAR phase keeps adaptive's own share of random draws (none by default), not star's.
+    star = get_strategy("star", dataclasses.replace(cfg, random_share=0.0)).select(pool(), 4)
     assert stable.ids == star.ids and stable.info["lambda"] == star.info["lambda"]
     latched = adaptive.select(pool(previous_full_scores=noisy, previous_info=stable.info), 4)
     assert latched.info["adaptive"]["phase"] == "star" and latched.info["adaptive"]["latched"]

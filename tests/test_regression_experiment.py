@@ -42,6 +42,8 @@ PINNED = {
     "strategy.strata": "0",
     # Added the same day (issue 15): "sequence" is the estimator the fixture was recorded with.
     "strategy.mc_estimator": "sequence",
+    # star's mixed batch (its default since the fourteenth session): none when it was recorded.
+    "strategy.random_share": "0",
     "regularization.apply": "star", "regularization.b_l2_mode": "decay",
     "lora.r": "2", "lora.target_modules": "[q_proj,v_proj]", "lora.lora_dropout": "0.1",
 }

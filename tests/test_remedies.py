@@ -342,3 +342,17 @@ def test_an_experiment_warns_once_per_strategy_that_ignores_a_switch(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "strategy random ignores strategy.random_share=0.5: it has no ranking for them to change",
         "strategy typiclust ignores strategy.random_share=0.5: it has no ranking for them to change"]
+
+
+def test_an_unset_random_share_is_each_strategys_default_and_a_set_one_wins():
+    from activelora.strategies.builtin import StarStrategy
+
+    assert StrategyConfig().random_share is None
+    for name in STRATEGIES.names():
+        star_like = issubclass(STRATEGIES.get(name), StarStrategy) and name != "star-paper"
+        assert get_strategy(name, StrategyConfig()).cfg.random_share == (0.5 if star_like else 0.0), name
+    assert get_strategy("star", StrategyConfig(random_share=0.0)).cfg.random_share == 0.0
+    assert get_strategy("star", StrategyConfig(random_share=0.25)).cfg.random_share == 0.25
+    assert get_strategy("star-paper", StrategyConfig(random_share=0.25)).cfg.random_share == 0.0  # pinned
+    # adaptive keeps its own 0 in its STAR phase: its default is not star's.
+    assert get_strategy("adaptive", StrategyConfig()).uncertainty.cfg.random_share == 0.0

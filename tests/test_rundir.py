@@ -303,8 +303,10 @@ def test_a_run_saved_before_mixed_batches_resumes_only_without_one(tmp_path):
     old = Config().to_dict()
     del old["strategy"]["random_share"]
     RunState.load_or_create(tmp_path / "run", old)
-    assert RunState.load_or_create(tmp_path / "run", Config().to_dict()).config == old
-    mixed = Config().to_dict()
+    unmixed = Config().to_dict()  # as the loop records it: the share resolved, here none
+    unmixed["strategy"]["random_share"] = 0.0
+    assert RunState.load_or_create(tmp_path / "run", unmixed).config == old
+    mixed = Config().to_dict()  # star's default since the fourteenth session
     mixed["strategy"]["random_share"] = 0.5
     with pytest.raises(RunStateError, match=r"strategy\.random_share: 0\.0 -> 0\.5"):
         RunState.load_or_create(tmp_path / "run", mixed)

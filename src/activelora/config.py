@@ -227,7 +227,9 @@ class StrategyConfig:
     skip_top: float = 0.0  # drop the top q fraction of the ranking (the extreme tail)
     target_quantile: float | None = None  # prefer scores nearest this pool quantile (0.5: middle)
     strata: int = 0  # > 1: k-means strata over prompt embeddings, labels split by stratum size
-    random_share: float = 0.0  # in [0, 1): that share of each scored batch drawn as random draws it
+    # In [0, 1): that share of each scored batch drawn as random draws it; null = the strategy's
+    # own default (Strategy.default_random_share: 0.5 for star and its ablations, 0 for every other).
+    random_share: float | None = None
     # Low-budget strategies (strategies/probcover.py, cluster_weighted.py, adaptive.py):
     probcover_share: float = 0.02  # probcover: delta = median distance to the k-th neighbour, k = share*(N-1)
     probcover_delta: float | None = None  # probcover: a fixed ball radius instead (null: from the share)
@@ -247,9 +249,10 @@ class StrategyConfig:
         _check(0.0 <= self.skip_top < 1.0, "strategy.skip_top", f"must be in [0, 1), got {self.skip_top!r}")
         _check(self.target_quantile is None or 0.0 <= self.target_quantile <= 1.0, "strategy.target_quantile",
                f"must be in [0, 1] or null, got {self.target_quantile!r}")
-        _check(isinstance(self.random_share, (int, float)) and not isinstance(self.random_share, bool)
-               and 0.0 <= self.random_share < 1.0, "strategy.random_share",
-               f"must be in [0, 1) (1 would be the random strategy), got {self.random_share!r}")
+        _check(self.random_share is None or (isinstance(self.random_share, (int, float))
+                                              and not isinstance(self.random_share, bool)
+                                              and 0.0 <= self.random_share < 1.0), "strategy.random_share",
+               f"must be in [0, 1) (1 would be the random strategy) or null, got {self.random_share!r}")
         _check(isinstance(self.strata, int) and (self.strata == 0 or self.strata > 1), "strategy.strata",
                f"must be 0 (off) or an integer > 1, got {self.strata!r}")
         _check(not (self.strata and self.diversity_factor), "strategy.strata",

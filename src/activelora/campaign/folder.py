@@ -37,6 +37,7 @@ from ..config import Config, config_from_dict
 from ..data.example import Example
 from ..errors import ConfigError, RunStateError
 from ..atomic_files import atomic_write_json, atomic_write_text, fsync_dir
+from ..run.rundir import with_added_settings
 from .state import CampaignState
 from .stopping import StopSettings
 
@@ -90,7 +91,9 @@ class Settings:
         return settings
 
     def build_config(self) -> Config:
-        return config_from_dict(self.config)
+        """The campaign's config; a setting added to activelora after the campaign began holds
+        the value that reproduces what the code then did (a mixed batch: none)."""
+        return config_from_dict(with_added_settings(self.config))
 
     def stop_settings(self) -> StopSettings:
         return StopSettings(**self.stop)

@@ -86,9 +86,13 @@ def init_campaign(folder: str | Path, *, pool_file: str, config: Config, task: s
     rng = np.random.default_rng(seed)
     ids = sorted(ex.id for ex in pool)
     stop_set = [ids[i] for i in sorted(rng.choice(len(ids), size=size, replace=False))] if size else []
+    saved_config = config.to_dict()
+    # Recorded as it resolves today, so that a later change of the strategy's default never
+    # changes a campaign halfway.
+    saved_config["strategy"]["random_share"] = type(chosen).random_share_for(config.strategy)
     settings = Settings(
         id=uuid.uuid4().hex[:12], task=task_name, strategy=strategy, batch_size=batch_size, seed=seed,
-        config=config.to_dict(), stop=asdict(StopSettings(budget, target_accuracy, kappa_threshold, window)),
+        config=saved_config, stop=asdict(StopSettings(budget, target_accuracy, kappa_threshold, window)),
         stop_set=stop_set, pool_source=str(Path(pool_file).absolute()),
         dev_source=str(Path(dev_file).absolute()) if dev_file else None, created=now(),
     )

@@ -85,6 +85,7 @@ class ActiveLearningRun:
         # under the same. A variant's pinned value (entropy-cold's 2) follows from run.strategy
         # and is not written here, as before null existed.
         run_config["strategy"]["cold_start_rounds"] = type(strategy).cold_start_rounds_for(config.strategy)
+        run_config["strategy"]["random_share"] = type(strategy).random_share_for(config.strategy)
         run_dir = Path(run_dir)
         self.ctx = RunContext(
             config=config, strategy_name=strategy_name, strategy=strategy, needs=needs, regime=regime,

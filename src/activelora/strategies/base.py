@@ -257,9 +257,12 @@ class Strategy:
     regularization_overrides: ClassVar[dict[str, Any]] = {}
     # Query rounds that draw at random when ``strategy.cold_start_rounds`` is null (unset).
     default_cold_start_rounds: ClassVar[int] = 0
+    # The share of each scored batch drawn at random when ``strategy.random_share`` is null.
+    default_random_share: ClassVar[float] = 0.0
 
     def __init__(self, cfg: StrategyConfig):
-        cfg = dataclasses.replace(cfg, cold_start_rounds=self.cold_start_rounds_for(cfg))
+        cfg = dataclasses.replace(cfg, cold_start_rounds=self.cold_start_rounds_for(cfg),
+                                  random_share=self.random_share_for(cfg))
         self.cfg = dataclasses.replace(cfg, **self.config_overrides) if self.config_overrides else cfg
 
     @classmethod
@@ -268,6 +271,13 @@ class Strategy:
         where it is null. A variant's ``config_overrides`` still win over both (star-paper
         pins 0). The run folder records this value, so a run resumes only under the same."""
         return cls.default_cold_start_rounds if cfg.cold_start_rounds is None else cfg.cold_start_rounds
+
+    @classmethod
+    def random_share_for(cls, cfg: StrategyConfig) -> float:
+        """``strategy.random_share`` as the config sets it, or this strategy's default where it
+        is null; a variant's ``config_overrides`` still win (star-paper pins 0). The run folder
+        records this value, as it does the cold start's."""
+        return cls.default_random_share if cfg.random_share is None else cfg.random_share
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -188,6 +188,7 @@ class StarStrategy(_MixedStrategy):
 
     name = "star"
     default_cold_start_rounds = 2
+    default_random_share = 0.5
 
     def __init__(self, cfg: StrategyConfig):
         super().__init__(cfg)
@@ -282,6 +283,7 @@ class StarPaper(StarStrategy):
 
     name = "star-paper"
     default_cold_start_rounds = 0  # the paper's STAR chooses from the first query (also pinned below)
+    default_random_share = 0.0  # and every label of a batch (pinned below too)
     config_overrides = {
         "measure": "entropy", "mc_samples": 3, "mc_dropout": True, "schedule": "linear", "schedule_step": 0.1,
         "dynamic": True, "b_l2": True, "diversity_factor": 0.0, "normalize": False, "base_normalize": False,
