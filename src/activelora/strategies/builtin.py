@@ -184,6 +184,15 @@ class StarStrategy(_MixedStrategy):
     them at the next retraining, and the random cold start was the arm not behind random
     (docs/results.md, issue 16, ninth session). ``--set strategy.cold_start_rounds=0`` gives
     STAR from the first query, as the paper runs it.
+
+    After that, by default, half of each batch is what ``random`` draws
+    (``strategy.random_share`` null = 0.5, :func:`~activelora.strategies.remedies.random_count`
+    of them) and STAR's ranking fills the rest. Below its top, STAR's score ranks a skill the
+    adapter answers wrongly with confidence last, and no re-ranking of it buys that skill
+    back; the random half keeps every skill arriving at about its share of the pool. On
+    ``mix``'s dev seeds 0-2 this arm passed the rule fixed for it (ΔAULC +0.010 on dev,
+    +0.0001 on dev_pool_like: level there, not better; docs/results.md, issue 16, fourteenth
+    session). ``--set strategy.random_share=0`` gives every label to STAR's ranking, as before.
     """
 
     name = "star"
