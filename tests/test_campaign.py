@@ -365,3 +365,10 @@ def test_a_campaign_keeps_the_mixed_batch_it_began_with(tmp_path, pool_file, tin
     del saved["config"]["strategy"]["random_share"]
     (folder / "campaign.json").write_text(json.dumps(saved))
     assert Campaign.open(folder).settings.build_config().strategy.random_share == 0.0
+
+
+def test_a_campaign_names_a_switch_its_strategy_ignores(tmp_path, pool_file, tiny_model_dir, caplog):
+    with caplog.at_level("WARNING", logger="activelora.campaign.workflow"):
+        init(tmp_path, pool_file, tiny_model_dir, "--strategy", "typiclust", "--set", "strategy.skip_top=0.1")
+    assert [r.getMessage() for r in caplog.records] == [
+        "strategy typiclust ignores strategy.skip_top=0.1: it has no ranking for them to change"]

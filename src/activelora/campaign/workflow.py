@@ -53,9 +53,9 @@ def init_campaign(folder: str | Path, *, pool_file: str, config: Config, task: s
         raise ConfigError(f"--strategy {strategy}: labels the whole pool at once; a campaign asks for "
                           "batches (use random for a random order)")
     decide_regime(config, chosen)  # refuses MC dropout passes an adapter would not train with
-    unapplied = chosen.unapplied_switches()
-    if unapplied:
-        log.warning("strategy %s ignores %s: it has no ranking for them to change", strategy, ", ".join(unapplied))
+    notice = chosen.unapplied_switches_notice()
+    if notice:
+        log.warning(notice)
     if config.score.temperature_scaling:
         raise ConfigError("score.temperature_scaling: needs a labelled probe set, which a campaign does not have")
     if batch_size <= 0:

@@ -39,6 +39,6 @@ def warn_unapplied_switches(config: Config) -> None:
     config turns on (``strategy.random_share`` beside ``--strategy random``, say), so that a
     switch meant for one strategy is never mistaken for one that changed another."""
     for name in config.loop.strategies:
-        unapplied = get_strategy(name, config.strategy).unapplied_switches()
-        if unapplied:
-            log.warning("strategy %s ignores %s: it has no ranking for them to change", name, ", ".join(unapplied))
+        notice = get_strategy(name, config.strategy).unapplied_switches_notice()
+        if notice:
+            log.warning(notice)

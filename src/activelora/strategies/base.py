@@ -307,6 +307,13 @@ class Strategy:
         """
         return [] if self.informative_scores else switches_on(self.cfg)
 
+    def unapplied_switches_notice(self) -> str | None:
+        """The one line a run or a campaign logs about :meth:`unapplied_switches`, or None."""
+        unapplied = self.unapplied_switches()
+        if not unapplied:
+            return None
+        return f"strategy {self.name} ignores {', '.join(unapplied)}: it has no ranking for them to change"
+
     def draws_at_random(self, round_index: int) -> bool:
         """Whether query ``round_index`` is a cold-start round (``strategy.cold_start_rounds``).
 
