@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 import pytest
@@ -219,12 +220,15 @@ def test_random_count_rounds_half_up_and_never_exceeds_the_batch():
     assert [random_count(n, 0.5) for n in (1, 2, 3, 32, 33)] == [1, 1, 2, 16, 17]
     assert random_count(32, 0.0) == 0 and random_count(10, 0.25) == 3  # 2.5 -> 3, not banker's 2
     assert random_count(3, 0.3) == 1 and random_count(1, 0.99) == 1
+    assert random_count(10, 0.9499999999999998) == 10  # 9.499999999999998 is 9.5 in float noise
 
 
 def mixed_reference(scores, ids, seed, n, share, skip_top=0.0):
     """The mixed batch built by hand: random's own selection for the drawn part (a second rng
     in the same state), then the highest scores of what is left, ties as `rank` breaks them."""
-    r = math.floor(share * n + 0.5)
+    # floor(f·n + ½) with f·n read to 9 decimals, so float noise (0.9499999999999998 · 10) still
+    # counts as the half it stands for (hypothesis found that case).
+    r = math.floor(Decimal(share * n).quantize(Decimal("1e-9"), rounding=ROUND_HALF_EVEN) + Decimal("0.5"))
     rng = np.random.default_rng(seed)
     drawn = get_strategy("random", StrategyConfig()).select(
         PoolView(ids=ids, full_scores=np.zeros(len(ids)), rng=rng, round_index=0), r).ids if r else []
