@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/validity_table.py runs/validity [--rounds R] [--out benchmarks/results/validity]
     .venv/bin/python benchmarks/validity_table.py runs/mix --metric accuracy_pool_like
+    .venv/bin/python benchmarks/validity_table.py runs/star-only --reference-table benchmarks/results/mix_cpu.json
 
 ``--metric`` picks the test set: ``accuracy`` (default; for ``mix`` the skill-balanced set) or
 an extra test set's ``accuracy_<name>`` (``mix``: ``accuracy_pool_like``), whose answers are in
@@ -28,12 +29,19 @@ run has; ``--rounds`` smaller uses partial results, every curve cut at the same 
   amount, and no number stands in for it.
 
 Seeds enter a comparison only where both runs have the round, so partial results stay
-paired. Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round accuracy).
+paired.
+
+``--reference-table T.json`` pairs with ``random`` curves recorded in an earlier table of this
+script (its ``per_seed_accuracy``), for the seeds with no ``random`` run folder. That is sound
+only because a ``random`` run of a given config and seed reproduces its curve exactly across
+commits (checked where a folder and the record share a seed: they must agree, or the script
+stops). A recorded seed has no answers, so McNemar's test is left out for it. Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round accuracy).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +49,7 @@ import numpy as np
 from activelora.experiment.paired import discordance, label_saving, read_correct, t_interval
 from activelora.experiment.report import (curve, labels_to_target, locate_runs, normalized_aulc, predictions_file,
                                          runs_by_label, test_size_key)
-from tables import fmt, write_table
+from tables import fail, fmt, write_table
 
 REFERENCE = "random"
 
@@ -56,6 +64,41 @@ def truncated(rows: list[dict], rounds: int) -> list[dict] | None:
 
 def points(rows: list[dict], metric: str) -> list[tuple[int, float, None]]:
     return [(row["labeled"], row[metric], None) for row in rows]
+
+
+def recorded_reference(path: Path, metric: str) -> dict[int, list[dict]]:
+    """``{seed: rows}`` of ``random`` from an earlier table's JSON, shaped like metrics rows."""
+    try:
+        table = json.loads(path.read_text())
+        if table["metric"] != metric:
+            fail(f"--reference-table {path}: its metric is {table['metric']}, not {metric}")
+        recorded = table["strategies"][REFERENCE]
+        (n_test,) = table["n_test"]
+        size_key = test_size_key(metric)
+        return {int(seed): [{"round": r, "labeled": labels, metric: accuracy, size_key: n_test}
+                            for r, (labels, accuracy) in enumerate(zip(recorded["labels"], accuracies))]
+                for seed, accuracies in recorded["per_seed_accuracy"].items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        fail(f"--reference-table {path}: not a table of this script with {REFERENCE} in it "
+             f"({type(exc).__name__}: {exc})")
+
+
+def with_recorded_reference(runs: dict[str, dict[int, list[dict]]], recorded: dict[int, list[dict]],
+                            metric: str, source: Path) -> list[int]:
+    """Adds the recorded ``random`` seeds that have no folder to ``runs``; returns them.
+
+    A seed with both must agree round by round, to the float: the pairing rests on ``random``
+    reproducing exactly."""
+    folders = runs.setdefault(REFERENCE, {})
+    for seed in sorted(set(recorded) & set(folders)):
+        for row, kept in zip(folders[seed], recorded[seed]):
+            if row["labeled"] != kept["labeled"] or abs(row[metric] - kept[metric]) > 1e-12:
+                fail(f"--reference-table {source}: {REFERENCE} seed {seed} round {row['round']} has "
+                     f"{metric} {row[metric]} at {row['labeled']} labels in its folder and "
+                     f"{kept[metric]} at {kept['labeled']} in the record")
+    added = sorted(set(recorded) - set(folders))
+    folders.update({seed: recorded[seed] for seed in added})
+    return added
 
 
 def accuracy_points(rows: list[dict], metric: str) -> list[tuple[int, float]]:
@@ -79,13 +122,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="cut every curve at this many rounds (default: the most any run has)")
     parser.add_argument("--out", help="output path without suffix (default: <first dir>/validity_table)")
     parser.add_argument("--metric", default="accuracy", help="accuracy (default) or accuracy_<extra test set>")
+    parser.add_argument("--reference-table", type=Path,
+                        help="an earlier table's JSON whose random curves pair with seeds that have no random folder")
     args = parser.parse_args()
     metric = args.metric
     if metric != "accuracy" and not metric.startswith("accuracy_"):
-        raise SystemExit(f"--metric {metric}: not an accuracy (accuracy or accuracy_<test set>)")
+        fail(f"--metric {metric}: not an accuracy (accuracy or accuracy_<test set>)")
     size_key = test_size_key(metric)
     located = locate_runs(args.dirs)
     runs = runs_by_label(located)
+    recorded_seeds = (with_recorded_reference(runs, recorded_reference(args.reference_table, metric), metric,
+                                              args.reference_table) if args.reference_table else [])
     folders = {(label, seed): folder for label, seed, _, folder in located}
     most = max(len(rows) for seeds in runs.values() for rows in seeds.values())
     rounds = args.rounds or most
@@ -134,6 +181,8 @@ def main() -> None:
             last = f"round-{rounds - 1}/{predictions_file(metric)}"
             info["last_round_discordance"] = {}
             for s in paired:
+                if s in recorded_seeds:
+                    continue  # a recorded curve has no answers to pair
                 mine, theirs = folders[(name, s)] / last, folders[(REFERENCE, s)] / last
                 if mine.is_file() and theirs.is_file():
                     d = discordance(read_correct(mine), read_correct(theirs))
@@ -173,6 +222,10 @@ def main() -> None:
                 f"s{s}: " + ("not reached" if v["labels"] is None else
                              f"{v['labels']} labels, {v['saving']:+.0%} ({v['saving_vs_reference_first']:+.0%})")
                 for s, v in sorted(info["label_saving_per_seed"].items())))
+    if recorded_seeds:
+        lines += ["", f"{REFERENCE}'s seeds {', '.join(map(str, recorded_seeds))} are the curves recorded in "
+                  f"{args.reference_table} (no answers, so no McNemar for them)."]
+    result["reference_recorded_seeds"] = recorded_seeds
     waiting = {s: v for s, v in in_progress.items() if v}
     if waiting:
         lines += ["", "Not yet at round " + str(rounds) + " (left out): "
