@@ -70,8 +70,10 @@ def recorded_reference(path: Path, metric: str) -> dict[int, list[dict]]:
     """``{seed: rows}`` of ``random`` from an earlier table's JSON, shaped like metrics rows."""
     try:
         table = json.loads(path.read_text())
-        if table["metric"] != metric:
-            fail(f"--reference-table {path}: its metric is {table['metric']}, not {metric}")
+        # Tables written before --metric existed have no "metric": they are all of `accuracy`.
+        recorded_metric = table.get("metric", "accuracy")
+        if recorded_metric != metric:
+            fail(f"--reference-table {path}: its metric is {recorded_metric}, not {metric}")
         recorded = table["strategies"][REFERENCE]
         (n_test,) = table["n_test"]
         size_key = test_size_key(metric)

@@ -95,3 +95,17 @@ def test_a_record_of_another_test_set_or_not_a_table_is_one_line(tmp_path):
     out = _table(tmp_path, str(runs), "--reference-table", str(broken))
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert out.stderr.startswith(f"--reference-table {broken}: not a table of this script with random in it")
+
+
+def test_a_table_from_before_metric_existed_is_of_accuracy(tmp_path):
+    runs = tmp_path / "runs"
+    _write_run(runs, "star", 1, [0.3, 0.4, 0.5])
+    record = _record(tmp_path, {1: [0.3, 0.35, 0.45]})
+    table = json.loads(record.read_text())
+    del table["metric"]
+    record.write_text(json.dumps(table))
+    assert _table(tmp_path, str(runs), "--reference-table", str(record)).returncode == 0
+    assert json.loads((tmp_path / "out.json").read_text())["strategies"]["star"]["paired_seeds"] == [1]
+    out = _table(tmp_path, str(runs), "--metric", "accuracy_pool_like", "--reference-table", str(record))
+    assert (out.returncode, out.stderr.strip()) == (
+        2, f"--reference-table {record}: its metric is accuracy, not accuracy_pool_like")
