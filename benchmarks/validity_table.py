@@ -35,7 +35,9 @@ paired.
 script (its ``per_seed_accuracy``), for the seeds with no ``random`` run folder. That is sound
 only because a ``random`` run of a given config and seed reproduces its curve exactly across
 commits (checked where a folder and the record share a seed: they must agree, or the script
-stops). A recorded seed has no answers, so McNemar's test is left out for it. Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round accuracy).
+stops). A recorded seed has no answers, so McNemar's test is left out for it.
+
+Writes ``<out>.md`` and ``<out>.json`` (compact: per seed, per round accuracy).
 """
 
 from __future__ import annotations
