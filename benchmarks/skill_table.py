@@ -90,6 +90,14 @@ def mean_over_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return {v: float(np.mean([d.get(v, 0.0) for d in per_seed])) for v in values}
 
 
+def write_table(out: Path, table: str, summary: dict) -> None:
+    """``<out>.md`` (the table) and ``<out>.json`` (the numbers behind it), then the table on stdout."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(table + "\n")
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", help="experiment folders")
@@ -139,11 +147,7 @@ def main() -> None:
         block(f"`{metric}`'s mean answer confidence (per token) per {args.key}",
               lambda info, v, m=metric: (f"{info['confidence'][m][v]:.2f}" if v in info["confidence"].get(m, {}) else "–"))
     table = "\n".join(lines)
-    out = Path(args.out) if args.out else Path(args.dirs[0]) / "skill_table"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table + "\n")
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(table)
+    write_table(Path(args.out) if args.out else Path(args.dirs[0]) / "skill_table", table, summary)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,85 @@
+"""benchmarks/allocation_bound.py: the isotonic fit and the best split, against float64 references."""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_bound.py"
+
+
+@pytest.fixture(scope="module")
+def bound():
+    spec = importlib.util.spec_from_file_location("allocation_bound", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _isotonic_minmax(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The isotonic least-squares fit by its min-max formula, at each distinct x:
+    f(i) = max_{j ≤ i} min_{k ≥ i} (weighted mean of levels j..k)."""
+    levels = np.unique(x)
+    sums = np.array([np.sum(w[x == v] * y[x == v]) for v in levels], dtype=np.float64)
+    weights = np.array([np.sum(w[x == v]) for v in levels], dtype=np.float64)
+    m = len(levels)
+    out = np.empty(m)
+    for i in range(m):
+        out[i] = max(min(sums[j:k + 1].sum() / weights[j:k + 1].sum() for k in range(i, m)) for j in range(i + 1))
+    return out
+
+
+def test_isotonic_fit_matches_the_minmax_formula(bound):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(1, 30))
+        x = rng.integers(0, 12, size=n).astype(np.float64)
+        y = rng.random(n) + 0.05 * x
+        w = rng.random(n) + 0.1
+        levels, fitted = bound.isotonic_fit(x, y, w)
+        np.testing.assert_array_equal(levels, np.unique(x))
+        np.testing.assert_allclose(fitted, _isotonic_minmax(x, y, w), rtol=0, atol=1e-12)
+        assert np.all(np.diff(fitted) >= -1e-15)
+
+
+def test_step_curve_holds_levels_and_clips_outside(bound):
+    levels, fitted = np.array([2.0, 5.0, 9.0]), np.array([0.1, 0.4, 0.8])
+    np.testing.assert_array_equal(bound.step_curve(levels, fitted, 11),
+                                  [0.1, 0.1, 0.1, 0.1, 0.1, 0.4, 0.4, 0.4, 0.4, 0.8, 0.8, 0.8])
+
+
+def test_best_allocation_matches_enumeration(bound):
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        skills = int(rng.integers(1, 4))
+        upto = 8
+        curves = [np.cumsum(rng.random(upto + 1)) * rng.random() if rng.random() < 0.5 else rng.random(upto + 1)
+                  for _ in range(skills)]
+        lower = [int(v) for v in rng.integers(0, 3, size=skills)]
+        upper = [int(v) for v in rng.integers(3, upto + 1, size=skills)]
+        budget = int(rng.integers(sum(lower), sum(upper) + 1))
+        best = max(sum(float(c[n]) for c, n in zip(curves, split))
+                   for split in itertools.product(*(range(lo, hi + 1) for lo, hi in zip(lower, upper)))
+                   if sum(split) == budget)
+        value, split = bound.best_allocation(curves, lower, upper, budget)
+        assert value == pytest.approx(best, abs=1e-12)
+        assert sum(split) == budget and all(lo <= n <= hi for n, lo, hi in zip(split, lower, upper))
+        assert sum(float(c[n]) for c, n in zip(curves, split)) == pytest.approx(best, abs=1e-12)
+
+
+def test_best_allocation_refuses_an_impossible_budget(bound):
+    curves = [np.zeros(5), np.zeros(5)]
+    with pytest.raises(ValueError, match="budget 9 outside"):
+        bound.best_allocation(curves, [0, 0], [4, 4], 9)
+    with pytest.raises(ValueError, match="budget 1 outside"):
+        bound.best_allocation(curves, [1, 1], [4, 4], 1)
+
+
+def test_labels_to_reach_interpolates(bound):
+    curve = [(64, 0.40), (96, 0.50), (128, 0.60)]
+    assert bound.labels_to_reach(curve, 0.55) == pytest.approx(112.0, abs=1e-12)
+    assert bound.labels_to_reach(curve, 0.30) == 64.0
+    assert bound.labels_to_reach(curve, 0.61) is None
