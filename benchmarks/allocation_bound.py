@@ -187,12 +187,44 @@ def predict(curves: list[np.ndarray], skills: list[str], n_skill: dict[str, int]
     return float(sum(curve[min(n_skill.get(s, 0), len(curve) - 1)] for curve, s in zip(curves, skills)))
 
 
+def check_elsewhere(rows: list[dict], skills: list[str], upto: int, skills_json: str, table_json: str,
+                    metric: str, result: dict) -> list[str]:
+    """The model out of sample: curves and final-size offset fitted on all ``rows`` predict the
+    final accuracy of each strategy of another study from its mean labels per skill there.
+    Strategies that split the budget unlike any of the fitting runs test the extrapolation."""
+    final = max(row["labels"] for row in rows)
+    curves = fit_curves(rows, skills, upto)
+    offset = float(np.mean([row["accuracy"] - predict(curves, skills, row["n_skill"]) for row in rows if row["labels"] == final]))
+    breakdown = json.loads(Path(skills_json).read_text())["strategies"]
+    table = json.loads(Path(table_json).read_text())
+    if table.get("metric", "accuracy") != metric:
+        raise SystemExit(f"allocation_bound: {table_json} is a table of {table.get('metric')!r}, not {metric!r}")
+    lines = ["", f"Out of sample: {Path(table_json).name}'s strategies at {final} labels, predicted from their mean "
+                 f"labels per skill ({Path(skills_json).name}) by curves fitted on all the runs above:", "",
+             "| strategy | seeds | copy labels | predicted | measured | predicted − measured |", "|---|---|---:|---:|---:|---:|"]
+    checked = result.setdefault("check", {}).setdefault(Path(table_json).name, {})
+    for name, info in breakdown.items():
+        if name not in table["strategies"]:
+            continue
+        allocation = {s: int(round(info["labels"].get(s, 0.0))) for s in skills}
+        predicted = predict(curves, skills, allocation) + offset
+        measured = float(table["strategies"][name]["final"][0])
+        checked[name] = {"seeds": info["seeds"], "allocation": allocation, "predicted": predicted, "measured": measured}
+        lines.append(f"| {name} | {len(info['seeds'])} | {allocation.get('copy', 0)} | {predicted:.3f} | {measured:.3f} | "
+                     f"{predicted - measured:+.3f} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="+", help="experiment folders of the same task and test set")
     parser.add_argument("--reference", default="random", help="the strategy whose final accuracy to reach (default: random)")
     parser.add_argument("--metric", default="accuracy", help="accuracy (skill-balanced, the default) or accuracy_pool_like")
     parser.add_argument("--out", required=True, help="output path without suffix")
+    parser.add_argument("--check", nargs=2, action="append", default=[], metavar=("SKILLS_JSON", "TABLE_JSON"),
+                        help="also predict, from curves fitted on all the runs, each strategy's final accuracy in "
+                             "another study from its mean labels per skill (a skill_table.py JSON) and set it beside "
+                             "the measured mean (a validity_table.py JSON of the same test set); may be repeated")
     args = parser.parse_args()
     rows = observations(args.dirs, args.metric)
     skills = sorted({s for row in rows for s in row["acc_skill"]})
@@ -306,6 +338,8 @@ def main() -> None:
     for seed, info in result["seeds"].items():
         lines.append(f"| {seed} best | " + " | ".join(str(info["best_allocation_at_final"][s]) for s in skills) + " |")
         lines.append(f"| {seed} {args.reference} | " + " | ".join(str(info["reference_allocation_at_final"][s]) for s in skills) + " |")
+    for skills_json, table_json in args.check:
+        lines += check_elsewhere(rows, skills, upto, skills_json, table_json, args.metric, result)
     write_table(Path(args.out), "\n".join(lines), result)
 
 
