@@ -187,6 +187,29 @@ def predict(curves: list[np.ndarray], skills: list[str], n_skill: dict[str, int]
     return float(sum(curve[min(n_skill.get(s, 0), len(curve) - 1)] for curve, s in zip(curves, skills)))
 
 
+def even_split(rows: list[dict], skills: list[str], upto: int, reference: str, result: dict) -> list[str]:
+    """What an even split (``B // S`` labels per skill, the remainder to the first skills in name
+    order) is modelled to reach at each set size, beside the reference strategy's runs modelled
+    the same way: curves and offsets fitted on all ``rows``. A balanced oracle buys about this."""
+    curves = fit_curves(rows, skills, upto)
+    lines = ["", f"An even split against {reference}, both modelled on curves fitted to all the runs:", "",
+             f"| labels | even split | {reference} (mean of its runs) | {reference} measured |", "|---:|---:|---:|---:|"]
+    result["even_split"] = {}
+    for n in sorted({row["labels"] for row in rows}):
+        at_n = [row for row in rows if row["labels"] == n]
+        offset = float(np.mean([row["accuracy"] - predict(curves, skills, row["n_skill"]) for row in at_n]))
+        base, extra = divmod(n, len(skills))
+        even = predict(curves, skills, {s: base + (i < extra) for i, s in enumerate(skills)}) + offset
+        ref = [row for row in at_n if row["strategy"] == reference]
+        if not ref:
+            continue
+        modelled = float(np.mean([predict(curves, skills, row["n_skill"]) + offset for row in ref]))
+        measured = float(np.mean([row["accuracy"] for row in ref]))
+        result["even_split"][str(n)] = {"even": even, "reference_modelled": modelled, "reference_measured": measured}
+        lines.append(f"| {n} | {even:.3f} | {modelled:.3f} | {measured:.3f} |")
+    return lines
+
+
 def check_elsewhere(rows: list[dict], skills: list[str], upto: int, skills_json: str, table_json: str,
                     metric: str, result: dict) -> list[str]:
     """The model out of sample: curves and final-size offset fitted on all ``rows`` predict the
@@ -338,6 +361,7 @@ def main() -> None:
     for seed, info in result["seeds"].items():
         lines.append(f"| {seed} best | " + " | ".join(str(info["best_allocation_at_final"][s]) for s in skills) + " |")
         lines.append(f"| {seed} {args.reference} | " + " | ".join(str(info["reference_allocation_at_final"][s]) for s in skills) + " |")
+    lines += even_split(rows, skills, upto, args.reference, result)
     for skills_json, table_json in args.check:
         lines += check_elsewhere(rows, skills, upto, skills_json, table_json, args.metric, result)
     write_table(Path(args.out), "\n".join(lines), result)
