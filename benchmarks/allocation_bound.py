@@ -170,6 +170,17 @@ def fit_curves(rows: list[dict], skills: list[str], upto: int) -> list[np.ndarra
     return curves
 
 
+def fit_model(rows: list[dict], skills: list[str], upto: int) -> tuple[list[np.ndarray], dict[int, float]]:
+    """The curves (:func:`fit_curves`) and, per set size, the offset ``c_N``: the mean residual of
+    the runs of that size. A skill's n labels teach more in a larger set (more optimiser steps,
+    more of the answer format), which curves pooled over set sizes miss."""
+    curves = fit_curves(rows, skills, upto)
+    sizes = sorted({row["labels"] for row in rows})
+    offsets = {n: float(np.mean([row["accuracy"] - predict(curves, skills, row["n_skill"])
+                                 for row in rows if row["labels"] == n])) for n in sizes}
+    return curves, offsets
+
+
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
     """The first label count where the piecewise-linear curve through ``curve`` reaches ``target``
     (interpolated between its points), or None if it never does."""
@@ -187,17 +198,60 @@ def predict(curves: list[np.ndarray], skills: list[str], n_skill: dict[str, int]
     return float(sum(curve[min(n_skill.get(s, 0), len(curve) - 1)] for curve, s in zip(curves, skills)))
 
 
+def seed_bound(reference: list[dict], own: list[dict], model: tuple[list[np.ndarray], dict[int, float]],
+               skills: list[str], pool: dict[str, int], upto: int) -> dict:
+    """One seed's bound: the best split at each set size from the seed's initial labels up to the
+    reference run's final size, chosen on ``model`` (fitted on the other seeds), scored on it
+    and on curves fitted to the seed's ``own`` runs, and the labels each needs to reach the
+    reference's final accuracy."""
+    curves, offsets = model
+    initial = reference[0]["n_skill"]
+    lower = [initial.get(s, 0) for s in skills]
+    upper = [pool[s] for s in skills]
+    final_labels = reference[-1]["labels"]
+    measured_final = reference[-1]["accuracy"]
+    modelled_final = predict(curves, skills, reference[-1]["n_skill"]) + offsets[final_labels]
+    # The split is chosen on the other seeds' curves; scoring it on those same curves favours it
+    # (a maximum over noisy curves is biased upwards). Scored again on curves fitted to this
+    # seed's runs alone, which took no part in choosing it, that bias is gone (another, downwards,
+    # takes its place: see the module's docstring).
+    own_curves, own_offsets = fit_model(own, skills, upto)
+    bound, crossed = {}, {}
+    for n in sorted(offsets):
+        if n <= sum(lower) or n > final_labels:
+            continue  # the initial labels are everyone's: no split to choose at their size
+        total, allocation = best_allocation(curves, lower, upper, n)
+        bound[n] = (total + offsets[n], allocation)
+        if n in own_offsets:
+            crossed[n] = predict(own_curves, skills, dict(zip(skills, allocation))) + own_offsets[n]
+    info = {
+        "final_labels": final_labels, "measured_final": measured_final, "modelled_final": modelled_final,
+        "best_at_final": bound[final_labels][0],
+        "best_curve": {str(n): acc for n, (acc, _) in bound.items()},
+        "reference_curve": {str(row["labels"]): row["accuracy"] for row in reference},
+        "best_allocation_at_final": dict(zip(skills, bound[final_labels][1])),
+        "reference_allocation_at_final": {s: reference[-1]["n_skill"].get(s, 0) for s in skills},
+        "crossed_curve": {str(n): acc for n, acc in crossed.items()},
+        "crossed_at_final": crossed.get(final_labels)}
+    best_curve = [(n, acc) for n, (acc, _) in bound.items()]
+    for key, curve, target in (("measured", best_curve, measured_final), ("modelled", best_curve, modelled_final),
+                               ("crossed", sorted(crossed.items()), measured_final)):
+        reach = labels_to_reach(curve, target)
+        info[f"labels_to_{key}_final"] = reach
+        info[f"saving_{key}"] = None if reach is None else 1 - reach / final_labels
+    return info
+
+
 def even_split(rows: list[dict], skills: list[str], upto: int, reference: str, result: dict) -> list[str]:
     """What an even split (``B // S`` labels per skill, the remainder to the first skills in name
     order) is modelled to reach at each set size, beside the reference strategy's runs modelled
     the same way: curves and offsets fitted on all ``rows``. A balanced oracle buys about this."""
-    curves = fit_curves(rows, skills, upto)
+    curves, offsets = fit_model(rows, skills, upto)
     lines = ["", f"An even split against {reference}, both modelled on curves fitted to all the runs:", "",
              f"| labels | even split | {reference} (mean of its runs) | {reference} measured |", "|---:|---:|---:|---:|"]
     result["even_split"] = {}
-    for n in sorted({row["labels"] for row in rows}):
+    for n, offset in offsets.items():
         at_n = [row for row in rows if row["labels"] == n]
-        offset = float(np.mean([row["accuracy"] - predict(curves, skills, row["n_skill"]) for row in at_n]))
         base, extra = divmod(n, len(skills))
         even = predict(curves, skills, {s: base + (i < extra) for i, s in enumerate(skills)}) + offset
         ref = [row for row in at_n if row["strategy"] == reference]
@@ -216,8 +270,8 @@ def check_elsewhere(rows: list[dict], skills: list[str], upto: int, skills_json:
     final accuracy of each strategy of another study from its mean labels per skill there.
     Strategies that split the budget unlike any of the fitting runs test the extrapolation."""
     final = max(row["labels"] for row in rows)
-    curves = fit_curves(rows, skills, upto)
-    offset = float(np.mean([row["accuracy"] - predict(curves, skills, row["n_skill"]) for row in rows if row["labels"] == final]))
+    curves, offsets = fit_model(rows, skills, upto)
+    offset = offsets[final]
     breakdown = json.loads(Path(skills_json).read_text())["strategies"]
     table = json.loads(Path(table_json).read_text())
     if table.get("metric", "accuracy") != metric:
@@ -260,58 +314,15 @@ def main() -> None:
               "runs": len({row["folder"] for row in rows}), "observations": len(rows), "seeds": {}}
     errors = []
     by_strategy_round: dict[tuple[str, int], list[float]] = defaultdict(list)
-    budgets = sorted({row["labels"] for row in rows})
     for seed in seeds:
-        fit_rows = [row for row in rows if row["seed"] != seed]
-        curves = fit_curves(fit_rows, skills, upto)
-        # A skill's n labels teach more in a larger set (more optimiser steps, more of the answer
-        # format), which curves pooled over set sizes miss: one offset per set size, the fitting
-        # seeds' mean residual there, puts it back.
-        offsets = {n: float(np.mean([row["accuracy"] - predict(curves, skills, row["n_skill"])
-                                     for row in fit_rows if row["labels"] == n])) for n in budgets}
+        curves, offsets = fit_model([row for row in rows if row["seed"] != seed], skills, upto)
         own = [row for row in rows if row["seed"] == seed]
         for row in own:
             errors.append(predict(curves, skills, row["n_skill"]) + offsets[row["labels"]] - row["accuracy"])
             by_strategy_round[(row["strategy"], row["round"])].append(errors[-1])
         reference = sorted((row for row in own if row["strategy"] == args.reference), key=lambda row: row["round"])
-        if not reference or reference[-1]["round"] != final_round:
-            continue
-        initial = reference[0]["n_skill"]
-        lower = [initial.get(s, 0) for s in skills]
-        upper = [pool[s] for s in skills]
-        final_labels = reference[-1]["labels"]
-        measured_final = reference[-1]["accuracy"]
-        modelled_final = predict(curves, skills, reference[-1]["n_skill"]) + offsets[final_labels]
-        # The split is chosen on the other seeds' curves; scoring it on those same curves favours it
-        # (a maximum over noisy curves is biased upwards). Scored again on curves fitted to this
-        # seed's runs alone, which took no part in choosing it, that bias is gone.
-        own_curves = fit_curves(own, skills, upto)
-        own_offsets = {n: float(np.mean([row["accuracy"] - predict(own_curves, skills, row["n_skill"])
-                                         for row in own if row["labels"] == n])) for n in budgets
-                       if any(row["labels"] == n for row in own)}
-        bound, crossed = {}, {}
-        for n in budgets:
-            if n <= sum(lower) or n > final_labels:
-                continue  # the initial labels are everyone's: no split to choose at their size
-            total, allocation = best_allocation(curves, lower, upper, n)
-            bound[n] = (total + offsets[n], allocation)
-            if n in own_offsets:
-                crossed[n] = predict(own_curves, skills, dict(zip(skills, allocation))) + own_offsets[n]
-        result["seeds"][str(seed)] = {
-            "final_labels": final_labels, "measured_final": measured_final, "modelled_final": modelled_final,
-            "best_at_final": bound[final_labels][0],
-            "best_curve": {str(n): acc for n, (acc, _) in bound.items()},
-            "reference_curve": {str(row["labels"]): row["accuracy"] for row in reference},
-            "best_allocation_at_final": dict(zip(skills, bound[final_labels][1])),
-            "reference_allocation_at_final": {s: reference[-1]["n_skill"].get(s, 0) for s in skills}}
-        result["seeds"][str(seed)]["crossed_curve"] = {str(n): acc for n, acc in crossed.items()}
-        result["seeds"][str(seed)]["crossed_at_final"] = crossed.get(final_labels)
-        for key, curve, target in (("measured", list((n, acc) for n, (acc, _) in bound.items()), measured_final),
-                                   ("modelled", list((n, acc) for n, (acc, _) in bound.items()), modelled_final),
-                                   ("crossed", sorted(crossed.items()), measured_final)):
-            reach = labels_to_reach(curve, target)
-            result["seeds"][str(seed)][f"labels_to_{key}_final"] = reach
-            result["seeds"][str(seed)][f"saving_{key}"] = None if reach is None else 1 - reach / final_labels
+        if reference and reference[-1]["round"] == final_round:
+            result["seeds"][str(seed)] = seed_bound(reference, own, (curves, offsets), skills, pool, upto)
     errors_arr = np.array(errors)
     result["held_out_error"] = {"mean": float(errors_arr.mean()), "mean_abs": float(np.abs(errors_arr).mean()),
                                 "sd": float(errors_arr.std(ddof=1)), "n": len(errors)}
