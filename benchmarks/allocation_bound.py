@@ -55,7 +55,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from skill_table import meta_values, run_data, write_table  # noqa: E402  (a sibling script, not a package)
+from tables import fail  # noqa: E402
 
+from activelora.errors import DataError  # noqa: E402
 from activelora.experiment.paired import read_correct  # noqa: E402
 from activelora.experiment.report import locate_runs, predictions_file  # noqa: E402
 
@@ -138,8 +140,12 @@ def observations(dirs: list[str], metric: str) -> list[dict]:
         folder = folder.parent if folder.name == "metrics.jsonl" else folder
         data = run_data(folder, cache)
         pool_skill = meta_values(data.pool, "skill")
-        test_rows = data.test if metric == "accuracy" else data.extra_tests[metric.removeprefix("accuracy_")]
-        test_skill = meta_values(test_rows, "skill")
+        name = metric.removeprefix("accuracy_")
+        if metric != "accuracy" and name not in data.extra_tests:
+            raise DataError(f"{folder}: no test set behind --metric {metric}")
+        test_skill = meta_values(data.test if metric == "accuracy" else data.extra_tests[name], "skill")
+        if not test_skill:
+            raise DataError(f"{folder}: its test examples carry no meta['skill'] (the model is for a study like mix)")
         state = json.loads((folder / "state.json").read_text())
         for record in metric_rows:
             r = int(record["round"])
@@ -275,7 +281,7 @@ def check_elsewhere(rows: list[dict], skills: list[str], upto: int, skills_json:
     breakdown = json.loads(Path(skills_json).read_text())["strategies"]
     table = json.loads(Path(table_json).read_text())
     if table.get("metric", "accuracy") != metric:
-        raise SystemExit(f"allocation_bound: {table_json} is a table of {table.get('metric')!r}, not {metric!r}")
+        fail(f"allocation_bound: --check {table_json} is a table of {table.get('metric', 'accuracy')!r}, not {metric!r}")
     lines = ["", f"Out of sample: {Path(table_json).name}'s strategies at {final} labels, predicted from their mean "
                  f"labels per skill ({Path(skills_json).name}) by curves fitted on all the runs above:", "",
              "| strategy | seeds | copy labels | predicted | measured | predicted − measured |", "|---|---|---:|---:|---:|---:|"]
@@ -303,7 +309,14 @@ def main() -> None:
                              "another study from its mean labels per skill (a skill_table.py JSON) and set it beside "
                              "the measured mean (a validity_table.py JSON of the same test set); may be repeated")
     args = parser.parse_args()
-    rows = observations(args.dirs, args.metric)
+    try:
+        rows = observations(args.dirs, args.metric)
+    except DataError as exc:
+        fail(f"allocation_bound: {exc}")
+    if not rows:
+        fail(f"allocation_bound: no run in {', '.join(args.dirs)} has a finished round")
+    if not any(row["strategy"] == args.reference for row in rows):
+        fail(f"allocation_bound: no {args.reference!r} run in {', '.join(args.dirs)} (--reference)")
     skills = sorted({s for row in rows for s in row["acc_skill"]})
     pool = rows[0]["pool"]
     seeds = sorted({row["seed"] for row in rows})

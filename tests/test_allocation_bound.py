@@ -83,3 +83,15 @@ def test_labels_to_reach_interpolates(bound):
     assert bound.labels_to_reach(curve, 0.55) == pytest.approx(112.0, abs=1e-12)
     assert bound.labels_to_reach(curve, 0.30) == 64.0
     assert bound.labels_to_reach(curve, 0.61) is None
+
+
+def test_a_folder_without_runs_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("allocation_bound: ") and "\n" not in done.stderr.strip()
+    assert "no runs found" in done.stderr
+    assert not (tmp_path / "out.md").exists()
