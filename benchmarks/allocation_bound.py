@@ -146,6 +146,9 @@ def observations(dirs: list[str], metric: str) -> list[dict]:
         test_skill = meta_values(data.test if metric == "accuracy" else data.extra_tests[name], "skill")
         if not test_skill:
             raise DataError(f"{folder}: its test examples carry no meta['skill'] (the model is for a study like mix)")
+        # The run's pool and test composition: the same for each of its rounds.
+        pool = dict(Counter(pool_skill.values()))
+        test_share = {k: v / len(test_skill) for k, v in Counter(test_skill.values()).items()}
         state = json.loads((folder / "state.json").read_text())
         for record in metric_rows:
             r = int(record["round"])
@@ -160,8 +163,7 @@ def observations(dirs: list[str], metric: str) -> list[dict]:
                          "folder": str(folder), "accuracy": float(record[metric]),
                          "n_skill": dict(Counter(pool_skill[i] for i in labelled)),
                          "acc_skill": {s: float(np.mean(v)) for s, v in by_skill.items()},
-                         "pool": dict(Counter(pool_skill.values())),
-                         "test_share": {k: v / len(test_skill) for k, v in Counter(test_skill.values()).items()}})
+                         "pool": pool, "test_share": test_share})
     return rows
 
 
