@@ -8,7 +8,9 @@ other than LoRA's that wrongly switched on would change the outputs.
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +23,20 @@ torch.set_num_threads(int(os.environ.get("ACTIVELORA_TEST_THREADS", "1")))
 # The CLI and --jobs workers take their threads from OMP_NUM_THREADS when set
 # (activelora.multiprocess.threads): the same fixed count in every process of a test.
 os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``load(name)``: the script ``benchmarks/<name>.py`` as a module. The scripts run as
+    ``python benchmarks/<name>.py``, not from a package, so a test loads them by path."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 class FakeTask:

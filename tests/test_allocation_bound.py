@@ -1,7 +1,6 @@
 """benchmarks/allocation_bound.py: the isotonic fit and the best split, against float64 references."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from pathlib import Path
 
@@ -12,11 +11,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_bound.
 
 
 @pytest.fixture(scope="module")
-def bound():
-    spec = importlib.util.spec_from_file_location("allocation_bound", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bound(benchmark_script):
+    return benchmark_script("allocation_bound")
 
 
 def _isotonic_minmax(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:

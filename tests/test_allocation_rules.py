@@ -1,7 +1,6 @@
 """benchmarks/allocation_rules.py: the rules' estimates and splits, against float64 references."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +12,8 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "allocation_rules.
 
 
 @pytest.fixture(scope="module")
-def rules():
-    spec = importlib.util.spec_from_file_location("allocation_rules", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def rules(benchmark_script):
+    return benchmark_script("allocation_rules")
 
 
 def _feedback(rng: np.random.Generator, rounds: int, skills: int) -> list[tuple[np.ndarray, np.ndarray]]:
