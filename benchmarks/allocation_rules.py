@@ -1,6 +1,6 @@
 """Could any rule that splits a batch over skills, seeing only what a real loop sees, save 30%? (issue 16, `mix`)
 
-    .venv/bin/python benchmarks/allocation_rules.py DIR [DIR ...] --out PATH [--replicates 200]
+    .venv/bin/python benchmarks/allocation_rules.py DIR [DIR ...] --out PATH [--replicates 200] [--clusters JSON ...]
 
 `allocation_bound.py` answers how much the *best* split of the budget across `mix`'s skills could
 save: it knows every skill's learning curve in advance. A strategy does not. This script asks the
@@ -36,7 +36,13 @@ largest-remainder split, capped by what the pool still holds):
 - ``balanced-learnable``: ``balanced`` over the skills whose fitted curve ever gains ``--learnable``
   over its start. It knows in hindsight which skills can be learnt at all: an oracle, for scale.
 
-``ε = --explore`` keeps every skill in play. Each rule runs ``--replicates`` times per seed, the
+``ε = --explore`` keeps every skill in play.
+
+**Over real clusters.** With ``--clusters``, the three feedback rules run again over k-means
+clusters of the pool's prompt embeddings, as a clustering strategy would: one
+``pool_clusters.py --json`` file per k-means seed, replicate r on file r mod F (a real run
+clusters with its own seed). Feedback is then per cluster, and within a cluster the labels
+fall on its skills at random. Each rule runs ``--replicates`` times per seed, the
 same random streams for every rule. Per seed, the mean modelled curve of each rule gives the labels
 it needs to reach random's mean modelled final accuracy; the saving is ``1 − labels / final labels``.
 Writes ``<out>.md`` and ``<out>.json``.
@@ -45,6 +51,7 @@ Writes ``<out>.md`` and ``<out>.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +69,8 @@ from activelora.strategies.cluster_weighted import allocate  # noqa: E402
 # A rule: (feedback rounds, counts so far, room left, batch size, rng) -> labels per skill this round.
 Feedback = list[tuple[np.ndarray, np.ndarray]]  # per round: (correct per skill, answered per skill)
 Rule = Callable[[Feedback, np.ndarray, np.ndarray, int, np.random.Generator], np.ndarray]
+# The rules that learn from feedback, and so can run over clusters instead of the skills.
+FEEDBACK_RULES = ("inverse-accuracy", "learning-zone", "learning-progress")
 
 
 def smoothed_accuracy(feedback: Feedback, window: int, prior: float) -> np.ndarray:
@@ -105,7 +114,7 @@ def make_rules(curves: list[np.ndarray], shares: np.ndarray, window: int, prior:
 
     def progress(feedback: Feedback) -> np.ndarray:
         if len(feedback) < 2:
-            return np.ones(len(shares))  # nothing to compare yet: every skill alike
+            return np.ones(len(feedback[0][1]))  # nothing to compare yet: every unit alike
         now = smoothed_accuracy(feedback, 1, prior)
         before = smoothed_accuracy(feedback[:-1], 1, prior)
         return np.maximum(now - before, 0.0)
@@ -122,28 +131,60 @@ def make_rules(curves: list[np.ndarray], shares: np.ndarray, window: int, prior:
     }
 
 
-def simulate(rule: Rule, initial: np.ndarray, pool: np.ndarray, batch: int, rounds: int, skill_accuracy: Callable[[np.ndarray], np.ndarray],
-             rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """One run of ``rule``: the label counts after each round (the initial ones first) and the
-    feedback it saw. ``skill_accuracy(counts)`` is each skill's modelled test accuracy."""
-    counts = initial.copy()
-    feedback: Feedback = [(rng.binomial(counts, skill_accuracy(counts)), counts.copy())]
-    history = [counts.copy()]
+def into_cells(rows: np.ndarray, quota: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``quota[u]`` labels drawn at random from each row of ``rows`` (what each unit still holds of
+    each skill): a multivariate hypergeometric draw per row, none where a row holds one skill."""
+    out = np.zeros_like(rows)
+    for u in np.flatnonzero(quota):
+        held = np.flatnonzero(rows[u])
+        if len(held) == 1:
+            out[u, held[0]] = quota[u]
+        else:
+            out[u] = rng.multivariate_hypergeometric(rows[u], int(quota[u]))
+    return out
+
+
+def simulate(rule: Rule, membership: np.ndarray, initial: np.ndarray, batch: int, rounds: int,
+             skill_accuracy: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator) -> tuple[list[np.ndarray], Feedback]:
+    """One run of ``rule`` over units (clusters, or the skills themselves): the label counts per
+    skill after each round (the initial ones first) and the feedback per unit it saw.
+
+    ``membership`` (U, S): how many examples of skill s unit u holds. ``initial`` (S,): the seed's
+    initial labels per skill, spread over the units that hold the skill at random. The rule splits
+    each batch over the units; within a unit the labels fall on its skills at random. Feedback:
+    per unit, how many of the labels it just bought the adapter answered correctly, each drawn
+    ``Binomial(1, f_s(n_s))`` from ``skill_accuracy(counts)``, the modelled test accuracy per skill.
+    """
+    cells = into_cells(membership.T.copy(), initial, rng).T  # per skill, over the units holding it
+
+    def answered(bought: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return rng.binomial(bought, skill_accuracy(counts)[None, :]).sum(axis=1), bought.sum(axis=1)
+
+    feedback: Feedback = [answered(cells, cells.sum(axis=0))]
+    history = [cells.sum(axis=0)]
     for _ in range(rounds):
-        quota = np.asarray(rule(feedback, counts, pool - counts, batch, rng), dtype=np.int64)
-        feedback.append((rng.binomial(quota, skill_accuracy(counts)), quota))
-        counts = counts + quota
-        history.append(counts.copy())
+        units = cells.sum(axis=1)
+        quota = np.asarray(rule(feedback, units, membership.sum(axis=1) - units, batch, rng), dtype=np.int64)
+        bought = into_cells(membership - cells, quota, rng)
+        feedback.append(answered(bought, cells.sum(axis=0)))
+        cells = cells + bought
+        history.append(cells.sum(axis=0))
     return history, feedback
 
 
 def seed_rules(initial: np.ndarray, pool: np.ndarray, model: tuple[list[np.ndarray], dict[int, float]], skills: list[str],
-               shares: np.ndarray, batch: int, rounds: int, replicates: int, seed: int, settings: dict) -> dict:
+               shares: np.ndarray, batch: int, rounds: int, replicates: int, seed: int, settings: dict,
+               clusters: dict[str, np.ndarray]) -> dict:
     """Every rule on one seed: mean modelled curve, mean final labels per skill, the labels each
     needs to reach random's mean final, and its accuracy at the final budget against random's.
-    ``shares``: each skill's share of the test set; ``settings``: :func:`make_rules`' knobs."""
+    ``shares``: each skill's share of the test set; ``settings``: :func:`make_rules`' knobs;
+    ``clusters``: named lists of cluster memberships (U, S), one per k-means seed, over which the
+    feedback rules run again."""
     curves, offsets = model
     rules = make_rules(curves, shares, **settings)
+    runs = [(name, rule, [np.diag(pool)]) for name, rule in rules.items()]
+    for label, memberships in clusters.items():
+        runs += [(f"{name}, {label}", rules[name], memberships) for name in FEEDBACK_RULES]
 
     def skill_accuracy(counts: np.ndarray) -> np.ndarray:
         acc = [curve[min(int(c), len(curve) - 1)] / share for curve, share, c in zip(curves, shares, counts)]
@@ -153,12 +194,13 @@ def seed_rules(initial: np.ndarray, pool: np.ndarray, model: tuple[list[np.ndarr
         return predict(curves, skills, dict(zip(skills, counts.tolist()))) + offsets.get(int(counts.sum()), 0.0)
 
     out: dict = {}
-    for name, rule in rules.items():
+    for name, rule, memberships in runs:
         curves_run, finals = [], []
         for rep in range(replicates):
             # The same stream per replicate for every rule: paired, as the real studies are by seed.
             rng = np.random.default_rng([seed, rep])
-            history, _ = simulate(rule, initial, pool, batch, rounds, skill_accuracy, rng)
+            # A real run clusters its pool with its own k-means seed: replicate r takes clustering r mod F.
+            history, _ = simulate(rule, memberships[rep % len(memberships)], initial, batch, rounds, skill_accuracy, rng)
             curves_run.append([accuracy(c) for c in history])
             finals.append(history[-1])
         labels = [int(c.sum()) for c in history]
@@ -170,6 +212,28 @@ def seed_rules(initial: np.ndarray, pool: np.ndarray, model: tuple[list[np.ndarr
         info["labels_to_random_final"] = reach
         info["saving"] = None if reach is None else 1 - reach / info["labels"][-1]
         info["final_minus_random"] = info["curve"][-1] - target
+    return out
+
+
+def read_clusters(paths: list[Path], skills: list[str], pool: np.ndarray) -> dict[str, list[np.ndarray]]:
+    """``{"<k> clusters": [membership (k, S) per file]}`` from ``pool_clusters.py --json`` files
+    (one per k-means seed), which must describe this pool: per skill, its clusters' counts add up
+    to the pool's, and every file must hold the same cluster counts."""
+    out: dict[str, list[np.ndarray]] = {}
+    for path in paths:
+        try:
+            made_up = json.loads(path.read_text())["clusters"]
+            found = {f"{k} clusters": np.array([[int(cluster.get(s, 0)) for s in skills] for cluster in rows])
+                     for k, rows in made_up.items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            fail(f"allocation_rules: --clusters {path}: not a pool_clusters.py --json file ({exc})")
+        if out and set(found) != set(out):
+            fail(f"allocation_rules: --clusters {path}: holds {sorted(found)}, the first file {sorted(out)}")
+        for label, membership in found.items():
+            if membership.ndim != 2 or not np.array_equal(membership.sum(axis=0), pool):
+                fail(f"allocation_rules: --clusters {path}: its {label} do not hold this pool "
+                     f"({dict(zip(skills, pool.tolist()))})")
+            out.setdefault(label, []).append(membership)
     return out
 
 
@@ -193,6 +257,9 @@ def main() -> None:
     parser.add_argument("--explore", type=float, default=0.05, help="weight every skill keeps (default 0.05)")
     parser.add_argument("--learnable", type=float, default=0.1,
                         help="balanced-learnable's bar: a skill's fitted gain in accuracy over its curve (default 0.1)")
+    parser.add_argument("--clusters", type=Path, nargs="+", default=[],
+                        help="pool_clusters.py --json files, one per k-means seed: run the feedback rules again over "
+                             "their clusters, replicate r on file r mod F")
     parser.add_argument("--out", required=True, help="output path without suffix")
     args = parser.parse_args()
     for name in ("replicates", "window"):
@@ -214,10 +281,12 @@ def main() -> None:
     final_round = max(row["round"] for row in randoms)
     n_test = sum(1 for _ in (Path(rows[0]["folder"]) / "round-0" / predictions_file(args.metric)).open())
     seeds = sorted({row["seed"] for row in randoms if row["round"] == final_round})
+    clusters = read_clusters(args.clusters, skills, pool) if args.clusters else {}
     result: dict = {"metric": args.metric, "skills": skills, "pool": dict(zip(skills, pool.tolist())),
                     "n_test": n_test, "settings": {k: getattr(args, k) for k in
                                                    ("replicates", "window", "prior", "explore", "learnable")},
-                    "runs": len({row["folder"] for row in rows}), "seeds": {}}
+                    "runs": len({row["folder"] for row in rows}), "seeds": {},
+                    "cluster_files": [str(path) for path in args.clusters]}
     for seed in seeds:
         own = [row for row in randoms if row["seed"] == seed]
         initial = np.array([own[0]["n_skill"].get(s, 0) for s in skills])
@@ -225,7 +294,7 @@ def main() -> None:
         model = fit_model([row for row in rows if row["seed"] != seed], skills, upto)
         settings = {k: getattr(args, k) for k in ("window", "prior", "explore", "learnable")}
         result["seeds"][str(seed)] = seed_rules(initial, pool, model, skills, shares, batch, final_round,
-                                                args.replicates, seed, settings)
+                                                args.replicates, seed, settings, clusters)
     names = list(next(iter(result["seeds"].values())))
     final_labels = next(iter(result["seeds"].values()))["random"]["labels"][-1]
     lines = [f"Allocation rules on `{args.metric}`, simulated in the additive skill model fitted on {result['runs']} runs "

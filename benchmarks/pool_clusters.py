@@ -1,6 +1,6 @@
 """Do k-means clusters of the prompts stand in for the tasks? A run's pool clustered, by meta.
 
-    .venv/bin/python benchmarks/pool_clusters.py RUN_FOLDER [--k 8 16] [--key skill] [--seed 0]
+    .venv/bin/python benchmarks/pool_clusters.py RUN_FOLDER [--k 8 16] [--key skill] [--seed 0] [--json PATH]
 
 The strategies that split a batch over clusters (``strategy.strata``, ``cluster-weighted``,
 ``typiclust``) never read ``meta``: they hope that clusters of the prompt embeddings follow the
@@ -11,7 +11,9 @@ states, the embeddings ``cluster-weighted`` and ``typiclust`` use), clusters the
 library's k-means (:func:`activelora.strategies.remedies.kmeans`) for each k, and prints each
 cluster's size and its make-up by ``meta[key]``. STAR's strata cluster the hidden states of its
 scoring pass instead, so for them this is an approximation. Loads the model: about a minute on
-one core for mix's 1000 prompts.
+one core for mix's 1000 prompts. ``--json`` also writes each k's clusters as
+``{"key": ..., "clusters": {k: [{value: count, ...} per cluster]}}``, which
+``allocation_rules.py --clusters`` reads.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, nargs="+", default=[8, 16], help="cluster counts (default: 8 16)")
     parser.add_argument("--key", default="skill", help="the meta key to break down by (default: skill)")
     parser.add_argument("--seed", type=int, default=0, help="k-means seed (default: 0)")
+    parser.add_argument("--json", type=Path, help="also write the clusters' make-up here")
     args = parser.parse_args()
     if not (args.run / "config.json").is_file():
         fail(f"{args.run / 'config.json'}: not found (give one run folder, <output>/<strategy>/seed-<n>)")
@@ -50,13 +53,20 @@ def main() -> None:
     embeddings = np.asarray(prompt_embeddings(model, tokenizer, data.task, pool), dtype=np.float64)
     values = [str((ex.meta or {}).get(args.key, "?")) for ex in pool]
     print(f"pool of {len(pool)} by `{args.key}`: {dict(sorted(Counter(values).items()))}")
+    made_up: dict[str, list[dict[str, int]]] = {}
     for k in args.k:
         labels = kmeans(embeddings, k, np.random.default_rng(args.seed))
         print(f"\nk = {k}\n\n| cluster | size | make-up by `{args.key}` |\n|---:|---:|---|")
+        made_up[str(k)] = []
         for cluster in range(k):
             counts = Counter(v for v, label in zip(values, labels) if label == cluster)
+            made_up[str(k)].append(dict(counts.most_common()))
             print(f"| {cluster} | {sum(counts.values())} | "
                   + ", ".join(f"{v} {n}" for v, n in counts.most_common()) + " |")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"run": str(args.run), "key": args.key, "seed": args.seed,
+                                         "clusters": made_up}, indent=1))
 
 
 if __name__ == "__main__":

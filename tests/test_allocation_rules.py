@@ -80,13 +80,33 @@ def test_a_simulated_run_buys_a_batch_a_round_within_the_pool(rules):
     shares = np.full(4, 0.25)
     pool = np.array([40, 12, 20, 8])
     initial = np.array([4, 1, 2, 1])
-    for name, rule in rules.make_rules(curves, shares, window=2, prior=1.0, explore=0.05, learnable=0.1).items():
-        history, feedback = rules.simulate(rule, initial, pool, 8, 5, lambda c: np.full(4, 0.5), rng)
-        sums = [int(c.sum()) for c in history]
-        assert sums == [8, 16, 24, 32, 40, 48], name
-        assert all(np.all(b >= a) for a, b in zip(history, history[1:])) and np.all(history[-1] <= pool), name
-        assert all(np.all(c <= k) for c, k in feedback), name
-        np.testing.assert_array_equal(feedback[0][1], initial)
+    clustered = np.array([[30, 12, 0, 0], [10, 0, 20, 8]])  # two clusters mixing the four skills
+    made = rules.make_rules(curves, shares, window=2, prior=1.0, explore=0.05, learnable=0.1)
+    for membership in (np.diag(pool), clustered):
+        for name, rule in made.items():
+            if membership is clustered and name not in rules.FEEDBACK_RULES:
+                continue
+            history, feedback = rules.simulate(rule, membership, initial, 8, 5, lambda c: np.full(4, 0.5), rng)
+            assert [int(c.sum()) for c in history] == [8, 16, 24, 32, 40, 48], name
+            np.testing.assert_array_equal(history[0], initial)
+            assert all(np.all(b >= a) for a, b in zip(history, history[1:])) and np.all(history[-1] <= pool), name
+            assert all(np.all(c <= k) for c, k in feedback), name
+            assert [int(k.sum()) for _, k in feedback] == [8, 8, 8, 8, 8, 8], name
+            assert all(len(k) == len(membership) for _, k in feedback), name
+
+
+def test_into_cells_draws_each_units_quota_from_what_it_holds(rules):
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        rows = rng.integers(0, 5, size=(3, 4)) * (rng.random((3, 4)) < 0.6)
+        quota = np.array([int(rng.integers(0, r.sum() + 1)) for r in rows])
+        cells = rules.into_cells(rows, quota, rng)
+        np.testing.assert_array_equal(cells.sum(axis=1), quota)
+        assert np.all(cells >= 0) and np.all(cells <= rows)
+    # A unit holding one skill puts its whole quota there; its draw takes nothing from the stream.
+    a, b = np.random.default_rng(4), np.random.default_rng(4)
+    np.testing.assert_array_equal(rules.into_cells(np.diag([5, 7]), np.array([3, 7]), a), [[3, 0], [0, 7]])
+    assert a.random() == b.random()
 
 
 def test_no_random_run_is_one_line_and_exit_2(tmp_path):
@@ -103,3 +123,18 @@ def test_no_random_run_is_one_line_and_exit_2(tmp_path):
 def test_round_robin_refuses_a_batch_larger_than_the_pool(rules):
     with pytest.raises(ValueError, match="a batch of 5 from a pool holding 4"):
         rules.round_robin(np.arange(2), np.array([1, 3]), 5, np.random.default_rng(0))
+
+
+def test_clusters_of_another_pool_are_one_line_and_exit_2(rules, tmp_path):
+    import json
+
+    path = tmp_path / "clusters.json"
+    path.write_text(json.dumps({"clusters": {"2": [{"a": 3}, {"a": 1, "b": 2}]}}))
+    assert len(rules.read_clusters([path], ["a", "b"], np.array([4, 2]))["2 clusters"]) == 1
+    with pytest.raises(SystemExit) as exit_:
+        rules.read_clusters([path], ["a", "b"], np.array([4, 3]))
+    assert exit_.value.code == 2
+    path.write_text("[]")
+    with pytest.raises(SystemExit) as exit_:
+        rules.read_clusters([path], ["a", "b"], np.array([4, 2]))
+    assert exit_.value.code == 2
