@@ -273,7 +273,7 @@ def even_split(rows: list[dict], skills: list[str], upto: int, reference: str, r
 
 
 def check_elsewhere(rows: list[dict], skills: list[str], upto: int, skills_json: str, table_json: str,
-                    metric: str, result: dict) -> list[str]:
+                    metric: str, n_test: int, result: dict) -> list[str]:
     """The model out of sample: curves and final-size offset fitted on all ``rows`` predict the
     final accuracy of each strategy of another study from its mean labels per skill there.
     Strategies that split the budget unlike any of the fitting runs test the extrapolation."""
@@ -297,6 +297,30 @@ def check_elsewhere(rows: list[dict], skills: list[str], upto: int, skills_json:
         checked[name] = {"seeds": info["seeds"], "allocation": allocation, "predicted": predicted, "measured": measured}
         lines.append(f"| {name} | {len(info['seeds'])} | {allocation.get('copy', 0)} | {predicted:.3f} | {measured:.3f} | "
                      f"{predicted - measured:+.3f} |")
+    lines += per_skill_residuals(rows, skills, curves, breakdown, metric, n_test, checked)
+    return lines
+
+
+def per_skill_residuals(rows: list[dict], skills: list[str], curves: list[np.ndarray], breakdown: dict, metric: str,
+                        n_test: int, checked: dict) -> list[str]:
+    """Where the model misses a checked strategy: per skill, the measured accuracy minus the
+    fitted curve's at that strategy's mean labels, in test problems of the skill. A ``*`` marks
+    labels beyond the most any fitting run bought, where the curve is held flat."""
+    most = {s: max(row["n_skill"].get(s, 0) for row in rows) for s in skills}
+    share = rows[0]["test_share"]
+    names = list(checked)
+    lines = ["", "Measured − modelled accuracy per skill, in test problems of that skill (labels bought; `*`: more "
+                 "than any fitting run bought, where the curve is held flat):", "",
+             "| skill | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for index, s in enumerate(skills):
+        cells = []
+        for name in names:
+            labels = breakdown[name]["labels"].get(s, 0.0)
+            modelled = curves[index][min(int(round(labels)), len(curves[index]) - 1)] / share[s]
+            measured = breakdown[name]["accuracy"][metric][s]
+            checked[name].setdefault("per_skill", {})[s] = {"labels": labels, "modelled": modelled, "measured": measured}
+            cells.append(f"{(measured - modelled) * share[s] * n_test:+.1f} ({labels:.0f}{'*' if labels > most[s] else ''})")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -389,7 +413,7 @@ def main() -> None:
         lines.append(f"| {seed} {args.reference} | " + " | ".join(str(info["reference_allocation_at_final"][s]) for s in skills) + " |")
     lines += even_split(rows, skills, upto, args.reference, result)
     for skills_json, table_json in args.check:
-        lines += check_elsewhere(rows, skills, upto, skills_json, table_json, args.metric, result)
+        lines += check_elsewhere(rows, skills, upto, skills_json, table_json, args.metric, n_test, result)
     write_table(Path(args.out), "\n".join(lines), result)
 
 

@@ -91,3 +91,16 @@ def test_a_folder_without_runs_is_one_line_and_exit_2(tmp_path):
     assert done.stderr.strip().startswith("allocation_bound: ") and "\n" not in done.stderr.strip()
     assert "no runs found" in done.stderr
     assert not (tmp_path / "out.md").exists()
+
+
+def test_per_skill_residuals_are_measured_minus_the_curve_in_problems(bound):
+    # Two skills, a quarter and three quarters of 40 test problems; curves already weighted by share.
+    rows = [{"n_skill": {"a": 4, "b": 10}, "test_share": {"a": 0.25, "b": 0.75}}]
+    curves = [0.25 * np.linspace(0.0, 1.0, 11), 0.75 * np.full(11, 0.5)]
+    breakdown = {"x": {"labels": {"a": 6.0, "b": 12.0}, "accuracy": {"accuracy": {"a": 0.9, "b": 0.25}}}}
+    checked = {"x": {}}
+    lines = bound.per_skill_residuals(rows, ["a", "b"], curves, breakdown, "accuracy", 40, checked)
+    # a: (0.9 - 0.6) * 10 problems = +3.0 at 6 labels (more than the 4 any run bought: *)
+    # b: (0.25 - 0.5) * 30 problems = -7.5 at 12 labels (beyond 10, held flat: *)
+    assert lines[-2:] == ["| a | +3.0 (6*) |", "| b | -7.5 (12*) |"]
+    assert checked["x"]["per_skill"]["a"]["modelled"] == pytest.approx(0.6, abs=1e-12)
