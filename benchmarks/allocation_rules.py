@@ -66,8 +66,9 @@ from activelora.errors import DataError  # noqa: E402
 from activelora.experiment.report import predictions_file  # noqa: E402
 from activelora.strategies.cluster_weighted import allocate  # noqa: E402
 
-# A rule: (feedback rounds, counts so far, room left, batch size, rng) -> labels per skill this round.
-Feedback = list[tuple[np.ndarray, np.ndarray]]  # per round: (correct per skill, answered per skill)
+# A rule: (feedback rounds, labels per unit so far, room left per unit, batch size, rng) -> labels per
+# unit this round. A unit is a skill, or a cluster with --clusters.
+Feedback = list[tuple[np.ndarray, np.ndarray]]  # per round: (correct per unit, answered per unit)
 Rule = Callable[[Feedback, np.ndarray, np.ndarray, int, np.random.Generator], np.ndarray]
 # The rules that learn from feedback, and so can run over clusters instead of the skills.
 FEEDBACK_RULES = ("inverse-accuracy", "learning-zone", "learning-progress")
