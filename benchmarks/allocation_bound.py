@@ -189,6 +189,14 @@ def fit_model(rows: list[dict], skills: list[str], upto: int) -> tuple[list[np.n
     return curves, offsets
 
 
+def require_two_seeds(rows: list[dict], script: str) -> None:
+    """Exit 2 unless the runs span two seeds or more: each seed's curves are fitted on the others."""
+    seeds = sorted({row["seed"] for row in rows})
+    if len(seeds) < 2:
+        fail(f"{script}: the runs hold seed{'s' if len(seeds) != 1 else ''} {seeds} only; the curves for a seed "
+             "are fitted on the other seeds' runs, so give runs of two seeds or more")
+
+
 def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
     """The first label count where the piecewise-linear curve through ``curve`` reaches ``target``
     (interpolated between its points), or None if it never does."""
@@ -344,6 +352,7 @@ def main() -> None:
     if not any(row["strategy"] == args.reference for row in rows):
         fail(f"allocation_bound: no {args.reference!r} run in {', '.join(args.dirs)} (--reference)")
     skills = sorted({s for row in rows for s in row["acc_skill"]})
+    require_two_seeds(rows, "allocation_bound")
     pool = rows[0]["pool"]
     seeds = sorted({row["seed"] for row in rows})
     final_round = max(row["round"] for row in rows if row["strategy"] == args.reference)

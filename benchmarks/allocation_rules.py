@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from allocation_bound import fit_model, labels_to_reach, observations, predict  # noqa: E402  (sibling scripts)
+from allocation_bound import fit_model, labels_to_reach, observations, predict, require_two_seeds  # noqa: E402  (sibling scripts)
 from tables import fail, write_table  # noqa: E402
 
 from activelora.errors import DataError  # noqa: E402
@@ -275,6 +275,7 @@ def main() -> None:
     randoms = sorted((row for row in rows if row["strategy"] == "random"), key=lambda row: (row["seed"], row["round"]))
     if not randoms:
         fail(f"allocation_rules: no random run with a finished round in {', '.join(args.dirs)}")
+    require_two_seeds(rows, "allocation_rules")
     skills = sorted({s for row in rows for s in row["acc_skill"]})
     pool = np.array([rows[0]["pool"].get(s, 0) for s in skills])
     shares = np.array([rows[0]["test_share"][s] for s in skills])

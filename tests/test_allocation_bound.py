@@ -104,3 +104,11 @@ def test_per_skill_residuals_are_measured_minus_the_curve_in_problems(bound):
     # b: (0.25 - 0.5) * 30 problems = -7.5 at 12 labels (beyond 10, held flat: *)
     assert lines[-2:] == ["| a | +3.0 (6*) |", "| b | -7.5 (12*) |"]
     assert checked["x"]["per_skill"]["a"]["modelled"] == pytest.approx(0.6, abs=1e-12)
+
+
+def test_runs_of_one_seed_are_refused_with_exit_2(bound, capsys):
+    bound.require_two_seeds([{"seed": 0}, {"seed": 1}], "allocation_bound")  # two seeds: nothing said
+    with pytest.raises(SystemExit) as exit_:
+        bound.require_two_seeds([{"seed": 3}, {"seed": 3}], "allocation_bound")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith("allocation_bound: the runs hold seed [3] only;")
