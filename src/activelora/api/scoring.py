@@ -55,6 +55,7 @@ def score_examples(examples: Sequence[ExampleLike], model: Any = "smollm2-135m",
     from ..data.tasks import get_task
     from ..models.loading import load_model
     from ..models.lora import load_adapter
+    from ..models.prompt_format import API_HINTS, check_prompt_format
     from ..strategies.regime import check_adapter_for_scoring
     from ..uncertainty.measures import get_measure
     from ..uncertainty.scorer import score_pool
@@ -62,6 +63,9 @@ def score_examples(examples: Sequence[ExampleLike], model: Any = "smollm2-135m",
     pool = as_examples(examples)
     the_task = get_task(task)
     get_measure(measure)  # an unknown name lists the valid ones
+    if adapter is not None:  # before the model loads: the adapter's recorded prompt format must match
+        check_prompt_format(adapter, model_name=str(model) if isinstance(model, (str, Path)) else None,
+                            chat_template=chat_template, where="adapter", hints=API_HINTS)
     if isinstance(model, (str, Path)):
         model, tokenizer = load_model(str(model), dtype=dtype)
     elif tokenizer is None:

@@ -106,7 +106,10 @@ def load_model_and_adapter(config: Config, adapter: str | None = None):
     """The base model, with a saved adapter attached when one is named."""
     from ..models.loading import load_model
     from ..models.lora import load_adapter
+    from ..models.prompt_format import check_prompt_format
 
+    if adapter:  # before the model loads: a format mismatch is a one-line mistake, not minutes later
+        check_prompt_format(adapter, model_name=config.model.name, chat_template=config.model.chat_template)
     model, tokenizer = load_model(config.model.name, dtype=config.model.dtype,
                                   trust_remote_code=config.model.trust_remote_code)
     if adapter:

@@ -32,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..models.lora import attach_lora, save_adapter
+    from ..models.prompt_format import prompt_record
     from ..strategies.regime import decide_regime
     from ..run.training import train_lora
 
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "train.json", {
         "examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
         "losses": result.losses, "seconds": round(seconds, 2), "regularization": regime.to_dict(),
+        "prompt": prompt_record(config),
     })
     print(f"trained on {result.examples} examples, {result.steps} steps, final loss "
           f"{result.final_loss:.4f}, {seconds:.0f}s -> {final}")

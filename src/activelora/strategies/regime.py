@@ -29,14 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..errors import ConfigError
+from ..models.prompt_format import TRAIN_RECORD  # written beside an adapter folder by the loop and `train`
 from ..models.regularization import Regularization
 
 if TYPE_CHECKING:  # pragma: no cover
     from .base import Strategy
 
 log = logging.getLogger(__name__)
-
-TRAIN_RECORD = "train.json"  # written beside an adapter folder by the loop and `train`
 
 
 @dataclass(frozen=True)

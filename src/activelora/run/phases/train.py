@@ -12,6 +12,7 @@ import time
 from dataclasses import replace
 
 from ...models.lora import load_adapter_weights, reset_lora, save_adapter
+from ...models.prompt_format import prompt_record
 from ..context import RunContext
 from ..pool_scoring import run_seed
 from ...atomic_files import atomic_write_json
@@ -40,6 +41,7 @@ class TrainPhase:
         atomic_write_json(folder / "train.json", {
             "examples": result.examples, "steps": result.steps, "final_loss": result.final_loss,
             "seconds": round(time.time() - started, 2), "regularization": ctx.regime.to_dict(),
+            "prompt": prompt_record(ctx.config),
         })
 
     def save_adapter(self, r: int) -> None:
