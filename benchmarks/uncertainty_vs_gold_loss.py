@@ -1,13 +1,15 @@
 """Does the model's own uncertainty find the examples the gold-loss oracle buys? (issue 16, `mix`)
 
-    .venv/bin/activelora score --data mix --adapter RUN/round-R/adapter --measure pe --normalize \\
-        --out OWN.jsonl                                  # label-free: the adapter's own greedy answers
+    .venv/bin/activelora score --data mix --adapter RUN/round-R/adapter --set model.chat_template=true \\
+        --measure pe --normalize --out OWN.jsonl         # label-free: the adapter's own greedy answers
     .venv/bin/python benchmarks/uncertainty_vs_gold_loss.py RUN R OWN.jsonl [--key skill] [--top 32] --out PATH
 
 ``oracle-loss`` ranks the pool by the gold answer's mean per-token loss under the round's adapter
 (``RUN/round-R/pool_scores.json``, which reads labels no real pool has). A label-free strategy can
 only score the adapter's *own* answer. This compares the two under the same adapter, on the same
-unlabelled examples, per ``meta[key]`` group:
+unlabelled examples, per ``meta[key]`` group. Score with the prompt format the run trained with
+(``mix.yaml`` sets ``model.chat_template: true``); adapters trained since the seventeenth session
+record it and ``score`` refuses another.
 
 - the Spearman rank correlation of the own-answer score with the gold loss;
 - how well the own-answer score tells the adapter's wrong answers from its right ones, as the
