@@ -66,10 +66,10 @@ from activelora.errors import DataError  # noqa: E402
 from activelora.experiment.report import predictions_file  # noqa: E402
 from activelora.strategies.cluster_weighted import allocate  # noqa: E402
 
-# A rule: (feedback rounds, labels per unit so far, room left per unit, batch size, rng) -> labels per
-# unit this round. A unit is a skill, or a cluster with --clusters.
+# A rule: (feedback rounds, room left per unit, batch size, rng) -> labels per unit this round.
+# A unit is a skill, or a cluster with --clusters.
 Feedback = list[tuple[np.ndarray, np.ndarray]]  # per round: (correct per unit, answered per unit)
-Rule = Callable[[Feedback, np.ndarray, np.ndarray, int, np.random.Generator], np.ndarray]
+Rule = Callable[[Feedback, np.ndarray, int, np.random.Generator], np.ndarray]
 # The rules that learn from feedback, and so can run over clusters instead of the skills.
 FEEDBACK_RULES = ("inverse-accuracy", "learning-zone", "learning-progress")
 
@@ -102,7 +102,7 @@ def round_robin(skills: np.ndarray, room: np.ndarray, n: int, rng: np.random.Gen
 
 def weighted_rule(weight: Callable[[Feedback], np.ndarray], explore: float) -> Rule:
     """A rule that splits each batch in proportion to ``weight(feedback) + explore``."""
-    def rule(feedback: Feedback, counts: np.ndarray, room: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    def rule(feedback: Feedback, room: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         return allocate(weight(feedback) + explore, room, n)
     return rule
 
@@ -123,12 +123,12 @@ def make_rules(curves: list[np.ndarray], shares: np.ndarray, window: int, prior:
     gains = np.array([(curve[-1] - curve[0]) / share for curve, share in zip(curves, shares)])
     learnt = np.flatnonzero(gains >= learnable)
     return {
-        "random": lambda feedback, counts, room, n, rng: rng.multivariate_hypergeometric(room, n),
-        "balanced": lambda feedback, counts, room, n, rng: round_robin(np.arange(len(room)), room, n, rng),
+        "random": lambda feedback, room, n, rng: rng.multivariate_hypergeometric(room, n),
+        "balanced": lambda feedback, room, n, rng: round_robin(np.arange(len(room)), room, n, rng),
         "inverse-accuracy": weighted_rule(lambda feedback: 1.0 - p_hat(feedback), explore),
         "learning-zone": weighted_rule(lambda feedback: p_hat(feedback) * (1.0 - p_hat(feedback)), explore),
         "learning-progress": weighted_rule(progress, explore),
-        "balanced-learnable": lambda feedback, counts, room, n, rng: round_robin(learnt, room, n, rng),
+        "balanced-learnable": lambda feedback, room, n, rng: round_robin(learnt, room, n, rng),
     }
 
 
@@ -164,8 +164,7 @@ def simulate(rule: Rule, membership: np.ndarray, initial: np.ndarray, batch: int
     feedback: Feedback = [answered(cells, cells.sum(axis=0))]
     history = [cells.sum(axis=0)]
     for _ in range(rounds):
-        units = cells.sum(axis=1)
-        quota = np.asarray(rule(feedback, units, membership.sum(axis=1) - units, batch, rng), dtype=np.int64)
+        quota = np.asarray(rule(feedback, (membership - cells).sum(axis=1), batch, rng), dtype=np.int64)
         bought = into_cells(membership - cells, quota, rng)
         feedback.append(answered(bought, cells.sum(axis=0)))
         cells = cells + bought

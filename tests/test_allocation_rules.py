@@ -67,10 +67,10 @@ def test_progress_weights_follow_the_last_two_rounds(rules):
     feedback = [(np.array([0, 0, 4]), np.array([4, 4, 4])), (np.array([3, 0, 4]), np.array([4, 4, 4]))]
     room = np.array([100, 100, 100])
     # Skill 0 rose from 0.5/5 to 3.5/5, skill 1 stayed, skill 2 stayed: all 10 labels to skill 0.
-    quota = made["learning-progress"](feedback, np.zeros(3, dtype=np.int64), room, 10, np.random.default_rng(0))
+    quota = made["learning-progress"](feedback, room, 10, np.random.default_rng(0))
     np.testing.assert_array_equal(quota, [10, 0, 0])
     # Only skills 0 (gain 0.2 / 0.4 = 0.5) and 2 (0.2 / 0.3) pass a bar of 0.1; skill 1 (0.033) does not.
-    quota = made["balanced-learnable"](feedback, np.zeros(3, dtype=np.int64), room, 10, np.random.default_rng(0))
+    quota = made["balanced-learnable"](feedback, room, 10, np.random.default_rng(0))
     assert quota[1] == 0 and sorted(quota[[0, 2]].tolist()) == [5, 5]
 
 
