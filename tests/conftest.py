@@ -39,6 +39,24 @@ def benchmark_script():
     return load
 
 
+@pytest.fixture
+def plain_adapter(tmp_path, tiny_model_dir):
+    """A tiny plain-LoRA adapter trained by the ``train`` command on four plain questions:
+    ``(common, folder)``, the data and model flags it was trained with and its output folder
+    (``folder/adapter``, ``folder/train.json``)."""
+    import json
+
+    from activelora.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"question": f"Say {w}.", "answer": w}) + "\n"
+                            for w in ["yes", "no", "red", "blue"]))
+    common = ["--data", str(data), "--task", "plain", "--model", str(tiny_model_dir)]
+    small = ["--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]", "--set", "train.epochs=1"]
+    assert main(["train", *common, "--plain", "--out", str(tmp_path / "t"), *small]) == 0
+    return common, tmp_path / "t"
+
+
 class FakeTask:
     """A minimal task: ``Q: question\\nA:`` prompts, targets ``" " + answer``, last word extracted."""
 

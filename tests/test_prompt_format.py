@@ -50,13 +50,8 @@ def test_another_base_model_is_refused_unless_the_model_is_already_loaded(tmp_pa
     check_prompt_format(adapter, model_name=None, chat_template=False)  # a loaded model has no name to compare
 
 
-def test_train_records_the_format_and_evaluate_refuses_another(tmp_path, tiny_model_dir, capsys):
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"question": f"Say {w}.", "answer": w}) + "\n"
-                            for w in ["yes", "no", "red", "blue"]))
-    common = ["--data", str(data), "--task", "plain", "--model", str(tiny_model_dir)]
-    small = ["--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]", "--set", "train.epochs=1"]
-    assert main(["train", *common, "--plain", "--out", str(tmp_path / "t"), *small]) == 0
+def test_train_records_the_format_and_evaluate_refuses_another(tmp_path, tiny_model_dir, plain_adapter, capsys):
+    common, _ = plain_adapter
     record = json.loads((tmp_path / "t" / "train.json").read_text())["prompt"]
     assert record == {"model": str(tiny_model_dir), "chat_template": False}
     capsys.readouterr()

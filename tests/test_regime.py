@@ -153,13 +153,8 @@ def test_impossible_mc_configs_fail_before_any_training(tmp_path, tiny_model_dir
     assert not list(out.glob("*/seed-0/round-0/adapter"))
 
 
-def test_probe_refuses_mc_dropout_of_a_plain_adapter(tmp_path, tiny_model_dir, capsys):
-    data = tmp_path / "d.jsonl"
-    data.write_text("".join(json.dumps({"question": f"Say {w}.", "answer": w}) + "\n"
-                            for w in ["yes", "no", "red", "blue"]))
-    common = ["--data", str(data), "--task", "plain", "--model", str(tiny_model_dir)]
-    small = ["--set", "lora.r=2", "--set", "lora.target_modules=[q_proj,v_proj]", "--set", "train.epochs=1"]
-    assert main(["train", *common, "--plain", "--out", str(tmp_path / "t"), *small]) == 0
+def test_probe_refuses_mc_dropout_of_a_plain_adapter(tmp_path, plain_adapter, capsys):
+    common, _ = plain_adapter
     record = json.loads((tmp_path / "t" / "train.json").read_text())["regularization"]
     assert record["a_dropout"] == 0.0 and "plain" in record["why"]
     capsys.readouterr()
