@@ -50,7 +50,9 @@ def score_examples(examples: Sequence[ExampleLike], model: Any = "smollm2-135m",
     scored (``target="gold"`` scores the examples' answers instead). ``measure``: entropy,
     pe, lc, bald or vote (:data:`activelora.uncertainty.MEASURES`); ``mc_samples`` K >= 2
     averages K passes with the adapter's dropout on (bald and vote need it; so does
-    ``adapter``). ``base``: the adapter switched off. Nothing is written to disk.
+    ``adapter``). ``base``: the adapter switched off. An adapter whose ``train.json`` records
+    another base model or ``chat_template`` than these arguments is refused
+    (:mod:`activelora.models.prompt_format`). Nothing is written to disk.
     """
     from ..data.tasks import get_task
     from ..models.loading import load_model

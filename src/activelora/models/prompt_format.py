@@ -2,8 +2,8 @@
 
 An adapter learns the prompts it was trained on. The same adapter evaluated or scored with
 prompts built another way (the chat template on or off) answers a different question, and its
-accuracy and uncertainty change with no error anywhere: a copy skill at 0.95 test accuracy in
-a run scores 0.50 under ``activelora score`` without the template. So the loop and the ``train``
+accuracy and uncertainty change with no error anywhere: a `mix` run's adapter that answers 89%
+of its pool's copy prompts right with the template answered 50% without it. So the loop and the ``train``
 command record the format in ``train.json`` beside the adapter (``"prompt"``), and the commands
 that load an adapter refuse a different one, in one line that names the setting to pass.
 An adapter without the record (made before it existed, or elsewhere) is loaded unchecked.
