@@ -58,7 +58,7 @@ from skill_table import meta_values, run_data, write_table  # noqa: E402  (a sib
 from tables import fail  # noqa: E402
 
 from activelora.errors import DataError  # noqa: E402
-from activelora.experiment.paired import read_correct  # noqa: E402
+from activelora.experiment.paired import read_correct, t_interval  # noqa: E402
 from activelora.experiment.report import locate_runs, predictions_file  # noqa: E402
 
 
@@ -407,13 +407,11 @@ def main() -> None:
         savings = [info[f"saving_{key}"] for info in result["seeds"].values() if info[f"saving_{key}"] is not None]
         unreached = sum(info[f"saving_{key}"] is None for info in result["seeds"].values())
         if len(savings) > 1:
-            from scipy import stats
-            mean, sem = float(np.mean(savings)), float(np.std(savings, ddof=1) / np.sqrt(len(savings)))
-            half = float(stats.t.ppf(0.975, len(savings) - 1)) * sem
-            result[f"saving_{key}_mean"] = {"mean": mean, "low": mean - half, "high": mean + half,
+            mean, low, high = t_interval(savings)
+            result[f"saving_{key}_mean"] = {"mean": mean, "low": low, "high": high,
                                             "n": len(savings), "not_reached": unreached}
             lines += ["", f"Saving against {args.reference}'s measured final, split {words}: mean {mean:.0%}, "
-                          f"95% t-interval [{mean - half:.0%}, {mean + half:.0%}] over {len(savings)} seeds"
+                          f"95% t-interval [{low:.0%}, {high:.0%}] over {len(savings)} seeds"
                           + (f" ({unreached} more never reach it)" if unreached else "") + "."]
     lines += ["", "Best split at the final budget against the reference's (labels per skill):", "",
               "| seed | " + " | ".join(skills) + " |", "|---|" + "---:|" * len(skills)]

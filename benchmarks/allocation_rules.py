@@ -63,6 +63,7 @@ from allocation_bound import fit_model, labels_to_reach, observations, predict, 
 from tables import fail, write_table  # noqa: E402
 
 from activelora.errors import DataError  # noqa: E402
+from activelora.experiment.paired import t_interval  # noqa: E402
 from activelora.experiment.report import predictions_file  # noqa: E402
 from activelora.strategies.cluster_weighted import allocate  # noqa: E402
 
@@ -235,16 +236,6 @@ def read_clusters(paths: list[Path], skills: list[str], pool: np.ndarray) -> dic
                      f"({dict(zip(skills, pool.tolist()))})")
             out.setdefault(label, []).append(membership)
     return out
-
-
-def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
-    """Mean and 95% t-interval (None for fewer than two values)."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, None, None
-    from scipy import stats
-    half = float(stats.t.ppf(0.975, len(values) - 1)) * float(np.std(values, ddof=1)) / np.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def main() -> None:
