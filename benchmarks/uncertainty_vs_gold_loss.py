@@ -33,29 +33,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from skill_table import meta_values, run_data  # noqa: E402  (sibling scripts)
 from tables import fail, write_table  # noqa: E402
 
-
-def auroc(wrong: np.ndarray, right: np.ndarray) -> float:
-    """``P(wrong > right) + ½·P(wrong = right)`` over all pairs, from ranks (Mann-Whitney U)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(np.concatenate([wrong, right]))
-    u = ranks[:len(wrong)].sum() - len(wrong) * (len(wrong) + 1) / 2
-    return float(u / (len(wrong) * len(right)))
+from activelora.probes.gap import auroc, spearman  # noqa: E402
 
 
 def compare(ids: list[str], own: np.ndarray, gold: np.ndarray, wrong: np.ndarray, group: list[str], top: int) -> dict:
-    """The per-group and overall statistics of the module docstring, for aligned arrays."""
-    from scipy.stats import spearmanr
-
+    """The per-group and overall statistics of the module docstring, for aligned arrays (the
+    probes' :func:`~activelora.probes.gap.spearman` and :func:`~activelora.probes.gap.auroc`;
+    None where a group is too small or all right or all wrong)."""
     out: dict = {"groups": {}}
     for name in sorted(set(group)):
         mask = np.array([g == name for g in group])
         w = wrong[mask]
         out["groups"][name] = {
             "n": int(mask.sum()), "accuracy": float(1 - w.mean()),
-            "spearman": float(spearmanr(own[mask], gold[mask]).statistic) if mask.sum() > 2 else None,
-            "auroc": auroc(own[mask][w], own[mask][~w]) if 0 < w.sum() < mask.sum() else None}
-    out["spearman_all"] = float(spearmanr(own, gold).statistic)
+            "spearman": spearman(own[mask], gold[mask]) if mask.sum() > 2 else None,
+            "auroc": auroc(own[mask], w)}
+    out["spearman_all"] = spearman(own, gold)
     by_gold = [ids[i] for i in np.argsort(-gold, kind="stable")[:top]]
     by_own = [ids[i] for i in np.argsort(-own, kind="stable")[:top]]
     where = dict(zip(ids, group))

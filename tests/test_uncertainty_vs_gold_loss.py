@@ -1,4 +1,4 @@
-"""benchmarks/uncertainty_vs_gold_loss.py: the AUROC and the rankings' heads, against plain references."""
+"""benchmarks/uncertainty_vs_gold_loss.py: per-group statistics and the rankings' heads on a worked case."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,20 +8,6 @@ import pytest
 @pytest.fixture(scope="module")
 def script(benchmark_script):
     return benchmark_script("uncertainty_vs_gold_loss")
-
-
-def _pairwise_auroc(wrong: np.ndarray, right: np.ndarray) -> float:
-    """P(wrong > right) + ½ P(wrong = right), over every pair, in float64."""
-    wins = sum(float(w > r) + 0.5 * float(w == r) for w in wrong for r in right)
-    return wins / (len(wrong) * len(right))
-
-
-def test_auroc_matches_the_pairwise_count(script):
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        wrong = rng.integers(0, 6, size=int(rng.integers(1, 15))).astype(np.float64)  # ties on purpose
-        right = rng.integers(0, 6, size=int(rng.integers(1, 15))).astype(np.float64)
-        assert script.auroc(wrong, right) == pytest.approx(_pairwise_auroc(wrong, right), abs=1e-12)
 
 
 def test_compare_groups_and_heads(script):
