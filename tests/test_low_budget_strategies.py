@@ -29,7 +29,7 @@ from activelora.strategies.typiclust import picks_from_clusters, typicality
 
 from test_loop import SMALL  # the loop tests' small run: 20-example pool, 4 initial labels, rounds of 3
 
-NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive", "star-weighted"]
+NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive", "star-weighted", "accuracy-weighted"]
 
 
 # ----------------------------------------------------------------------------- references
@@ -127,6 +127,9 @@ def any_view(strategy, rng, n=30, m=6, d=5, **extra):
         scores["full"] = rng.random(n)
     if strategy.needs().base_scores:
         scores["base"] = rng.random(n) * 10
+    if strategy.needs().selection_feedback:  # some right, some wrong, one never answered
+        extra.setdefault("labelled_correct", np.where(np.arange(m) == 0, np.nan, rng.integers(0, 2, m)))
+        extra.setdefault("labelled_rounds", np.arange(m) // 3)
     return view(rng.normal(size=(n, d)), rng.normal(size=(m, d)), **scores, **extra)
 
 

@@ -20,7 +20,7 @@ from activelora.strategies import (
     rank,
 )
 
-ALL = ["adaptive", "bald", "cluster-weighted", "entropy", "entropy-cold", "entropy-div", "entropy-mean",
+ALL = ["accuracy-weighted", "adaptive", "bald", "cluster-weighted", "entropy", "entropy-cold", "entropy-div", "entropy-mean",
        "entropy-mid", "entropy-skip", "huds", "lc", "oracle-balanced", "oracle-easy", "oracle-loss", "passive",
        "pe", "probcover", "random", "random-hybrid", "star", "star-no-dynamic", "star-no-l2", "star-no-mc",
        "star-paper", "star-weighted", "subtract", "typiclust", "vote", "vote-mid"]
@@ -80,7 +80,7 @@ def test_registry_names():
 
 
 def test_unknown_strategy_lists_valid():
-    with pytest.raises(UnknownNameError, match="valid: adaptive, bald, cluster-weighted, entropy"):
+    with pytest.raises(UnknownNameError, match="valid: accuracy-weighted, adaptive, bald, cluster-weighted, entropy"):
         get_strategy("starr", StrategyConfig())
     with pytest.raises(KeyError):  # also the builtin
         get_strategy("nope", StrategyConfig())
@@ -97,6 +97,9 @@ def test_every_strategy_builds_and_selects(name):
         pool.embeddings = np.random.default_rng(1).normal(size=(8, 4))
     if needs.labelled_embeddings:
         pool.labelled_embeddings = np.random.default_rng(2).normal(size=(5, 4))
+    if needs.selection_feedback:  # answers at selection checked against labels: right, wrong, unknown
+        pool.labelled_correct = np.array([1.0, 0.0, np.nan, 0.0, 1.0])
+        pool.labelled_rounds = np.array([0, 0, 0, 1, 1])
     if needs.gold_meta:  # an oracle (headroom studies) reads the source's annotations
         pool.meta = [{"steps": i % 3 + 1} for i in range(len(pool))]
     n = len(pool) if needs.trains_on_whole_pool else 3

@@ -37,6 +37,9 @@ SETTINGS_ADDED_LATER: dict[str, Any] = {
     "strategy.probcover_delta": None,
     "strategy.weighted_clusters": 8,
     "strategy.adaptive_stability": 0.8,
+    "strategy.feedback_window": 2,  # read only by accuracy-weighted, which older runs cannot use
+    "strategy.feedback_prior": 1.0,
+    "strategy.feedback_explore": 0.05,
     "strategy.random_share": 0.0,  # no mixed batch: what every run before it did
 }
 
@@ -235,6 +238,12 @@ class StrategyConfig:
     probcover_delta: float | None = None  # probcover: a fixed ball radius instead (null: from the share)
     weighted_clusters: int = 8  # cluster-weighted: k-means clusters standing in for task labels
     adaptive_stability: float = 0.8  # adaptive: STAR once round-to-round Spearman of the uncertainty >= this
+    # accuracy-weighted (strategies/accuracy_weighted.py): a cluster's held-out accuracy from the
+    # last `feedback_window` rounds of answers checked against their labels, smoothed by
+    # `feedback_prior` pseudo-answers (half right); every cluster keeps weight `feedback_explore`.
+    feedback_window: int = 2
+    feedback_prior: float = 1.0
+    feedback_explore: float = 0.05
 
     def __post_init__(self) -> None:
         _check_measure(self.measure, "strategy.measure")
@@ -265,6 +274,12 @@ class StrategyConfig:
         _check(isinstance(self.weighted_clusters, int) and not isinstance(self.weighted_clusters, bool)
                and self.weighted_clusters >= 1, "strategy.weighted_clusters",
                f"must be an integer >= 1, got {self.weighted_clusters!r}")
+        _check(isinstance(self.feedback_window, int) and not isinstance(self.feedback_window, bool)
+               and self.feedback_window >= 1, "strategy.feedback_window",
+               f"must be an integer >= 1 (rounds), got {self.feedback_window!r}")
+        _check(self.feedback_prior > 0, "strategy.feedback_prior", f"must be > 0, got {self.feedback_prior!r}")
+        _check(self.feedback_explore >= 0, "strategy.feedback_explore",
+               f"must be >= 0, got {self.feedback_explore!r}")
         _check(-1.0 <= self.adaptive_stability <= 1.0, "strategy.adaptive_stability",
                f"must be in [-1, 1] (a Spearman correlation), got {self.adaptive_stability!r}")
         _check(self.mc_estimator in MC_ESTIMATORS, "strategy.mc_estimator",

@@ -34,10 +34,9 @@ from ..config import Config
 from ..data.example import Example
 from ..data.tasks import get_task
 from ..models.evaluation import evaluate
-from ..models.generation import generate
 from ..models.lora import reset_lora, save_adapter
-from ..models.text import encode_prompt
 from ..run.pool_scoring import PoolScorer, run_seed
+from ..run.selection_feedback import answer_checks, greedy_answers
 from ..atomic_files import atomic_write_json, atomic_write_text
 from ..strategies import Needs, PoolView, get_strategy
 from ..strategies.regime import TrainingRegime, decide_regime
@@ -61,16 +60,20 @@ def strategy_inputs(model, tokenizer, task, examples: Sequence[Example], needs: 
             for key in ("full_scores", "base_scores", "embeddings", "labelled_embeddings") if key in lists}
 
 
-def greedy_answers(model, tokenizer, task, examples: Sequence[Example], config: Config, *,
-                   label: str, progress: bool) -> list[str]:
-    """The model's greedy answer text for each example (dropout off)."""
-    if not examples:
-        return []
-    prompts = [encode_prompt(tokenizer, task.prompt(ex), config.model.chat_template) for ex in examples]
-    generations = generate(model, tokenizer, prompts, max_new_tokens=config.eval.max_new_tokens or task.max_new_tokens,
-                           stop_strings=task.stop_strings, batch_size=config.eval.batch_size,
-                           progress=label if progress else False)
-    return [g.text.strip() for g in generations]
+def suggestion_feedback(campaign: Campaign, state: CampaignState, labelled: Sequence[Example],
+                        task) -> dict[str, np.ndarray]:
+    """``Needs.selection_feedback`` in a campaign: each asked example's suggestion (the model's
+    answer when its round chose it, kept in ``batches/batch-<n>.jsonl``) checked against the
+    label the person gave, and the round that asked it; aligned with ``labelled``."""
+    asked_in = {i: record["round"] for record in state.rounds for i in record["ids"]}
+    suggestions: dict[str, str] = {}
+    for n in sorted({asked_in[ex.id] for ex in labelled}):
+        path = campaign.batch_path(n)
+        if path.is_file():
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            suggestions.update({row["id"]: row["suggestion"] for row in rows})
+    return {"labelled_correct": answer_checks(task, labelled, suggestions, state.training_labels()),
+            "labelled_rounds": np.asarray([asked_in.get(ex.id, -1) for ex in labelled], dtype=np.int64)}
 
 
 def batch_csv(rows: list[dict[str, Any]]) -> str:
@@ -164,6 +167,8 @@ def run_round(campaign: Campaign, model, tokenizer, *, labelstudio=None, progres
         arrays = {} if strategy.draws_at_random(t) else strategy_inputs(  # a cold start reads no score
             model, tokenizer, task, by_id, needs, regime, config, seed=seed, r=r, progress=progress,
             strategy_name=settings.strategy, labelled=labelled)
+        if arrays and needs.selection_feedback:
+            arrays.update(suggestion_feedback(campaign, state, labelled, task))
         selection = strategy.select(PoolView(ids=candidates, rng=rng, round_index=t, **arrays), n)
         ids, scores, info = selection.ids, selection.scores, dict(selection.info)
     model.eval()

@@ -73,6 +73,14 @@ class Needs:
     - ``gold_meta``: ``PoolView.meta`` holds each example's ``meta`` from the data source
       (arith's ``steps``, mix's ``skill``): what a generator knows and a real pool does not.
       Only an ``oracle-*`` strategy may ask for it; :func:`get_strategy` checks both ways.
+    - ``selection_feedback``: how each labelled example was answered before it was learnt
+      from. When a batch is selected, the loop (and a campaign, whose suggestions these are)
+      keeps the current model's greedy answer to each chosen example; once its label is
+      given, the two are compared with the task's answer check. ``PoolView.labelled_correct``
+      (1, 0, or NaN where there is no answer or no label) and ``PoolView.labelled_rounds``
+      (the round that bought it) are aligned with ``labelled_embeddings``. This is held-out
+      accuracy from labels the user has given, not a gold answer of the pool. Implies
+      ``labelled_embeddings``.
     """
 
     full_scores: bool = False
@@ -93,6 +101,7 @@ class Needs:
     gold_meta: bool = False
     labelled_embeddings: bool = False
     previous_scores: bool = False
+    selection_feedback: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.mc_samples, bool) or not isinstance(self.mc_samples, int) or self.mc_samples < 1:
@@ -107,6 +116,9 @@ class Needs:
             raise ValueError(f"Needs.mc_estimator must be one of {', '.join(MC_ESTIMATORS)}, got {self.mc_estimator!r}")
         if self.labelled_embeddings and not self.hidden_states:
             raise ValueError("Needs.labelled_embeddings comes with the pool's embeddings: set hidden_states")
+        if self.selection_feedback and not self.labelled_embeddings:
+            raise ValueError("Needs.selection_feedback is aligned with the labelled examples' embeddings: "
+                             "set labelled_embeddings")
         if self.previous_scores and not self.full_scores:
             raise ValueError("Needs.previous_scores compares full scores between rounds: it needs full_scores")
         if self.gold_answers and not self.full_scores:
@@ -159,6 +171,10 @@ class PoolView:
     labelled_embeddings: np.ndarray | None = None  # (m, d): the m examples selected so far
     previous_full_scores: np.ndarray | None = None  # (n,): the previous query's full scores
     previous_info: dict[str, Any] | None = None  # the previous query's Selection.info
+    # Needs.selection_feedback, aligned with labelled_embeddings: was the model's answer at
+    # selection right (1), wrong (0) or unknown (NaN); and the round that bought each one.
+    labelled_correct: np.ndarray | None = None  # (m,)
+    labelled_rounds: np.ndarray | None = None  # (m,)
 
     def __post_init__(self) -> None:
         self.ids = list(self.ids)
@@ -189,6 +205,16 @@ class PoolView:
                 raise ValueError(f"PoolView.labelled_embeddings has shape {labelled.shape}; expected (m, d) "
                                  "with the embeddings' d")
             self.labelled_embeddings = labelled
+        for name in ("labelled_correct", "labelled_rounds"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = np.asarray(value, dtype=np.float64 if name == "labelled_correct" else np.int64).reshape(-1)
+            m = 0 if self.labelled_embeddings is None else len(self.labelled_embeddings)
+            if value.shape != (m,):
+                raise ValueError(f"PoolView.{name} has shape {value.shape}; expected ({m},), one entry per "
+                                 "labelled embedding")
+            setattr(self, name, value)
         if self.meta is not None and len(self.meta) != n:
             raise ValueError(f"PoolView.meta has {len(self.meta)} entries for {n} pool ids")
 

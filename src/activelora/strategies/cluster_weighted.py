@@ -92,6 +92,17 @@ def weighted_picks_from_clusters(points: np.ndarray, labels: np.ndarray, uncerta
                                  rng: np.random.Generator, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     """Steps 2-4 of the rule for given cluster labels (N,); ``rng`` seeds the sub-clusters."""
     weight, quota, sizes = cluster_quotas(labels, uncertainty, n)
+    picks, scores = typical_picks_by_quota(points, labels, weight, quota, rng, tie_rank)
+    info: dict[str, Any] = {"clusters": [{"size": int(sizes[c]), "confidence": float(1.0 - weight[c]),
+                                          "quota": int(quota[c])} for c in range(len(quota))]}
+    return picks, scores, info
+
+
+def typical_picks_by_quota(points: np.ndarray, labels: np.ndarray, weight: np.ndarray, quota: np.ndarray,
+                           rng: np.random.Generator, tie_rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4: cluster c's ``quota[c]`` picks are TypiClust's on its members alone, clusters
+    taken by descending ``weight`` (then index). Returns the positions and each pick's
+    cluster weight."""
     k = len(quota)
     picks: list[int] = []
     scores: list[float] = []
@@ -102,9 +113,7 @@ def weighted_picks_from_clusters(points: np.ndarray, labels: np.ndarray, uncerta
         within, _, _ = typiclust_picks(points[members], points[:0], int(quota[c]), rng, tie_rank[members])
         picks.extend(members[within].tolist())
         scores.extend([float(weight[c])] * int(quota[c]))
-    info: dict[str, Any] = {"clusters": [{"size": int(sizes[c]), "confidence": float(1.0 - weight[c]),
-                                          "quota": int(quota[c])} for c in range(k)]}
-    return np.asarray(picks, dtype=np.int64), np.asarray(scores), info
+    return np.asarray(picks, dtype=np.int64), np.asarray(scores)
 
 
 @register

@@ -1,7 +1,9 @@
 """Select: choose round r's batch and record it (``round-<r>/selection.json`` and ``state.json``).
 
 Round 0 is the seeded random initial set (the whole pool for passive learning); a later
-round asks the strategy, which reads the pool scores the previous round saved.
+round asks the strategy, which reads the pool scores the previous round saved. For a strategy
+that learns from its answers at selection (``Needs.selection_feedback``), the model of the
+moment answers the chosen batch first (:mod:`activelora.run.selection_feedback`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import json
 import numpy as np
 
 from ...errors import ConfigError, PoolExhaustedError
+from ...models.lora import adapter_disabled
+from ...multiprocess.distributed import map_sharded
 from ...strategies import PoolView, get_strategy
 from ..context import RunContext
 from ..pool_embeddings import saved_embeddings
+from ..selection_feedback import answer_checks, greedy_answers, read_selection_answers, write_selection_answers
 from ...atomic_files import atomic_write_json
 
 
@@ -37,6 +42,8 @@ class SelectPhase:
             selection.info = {"initial": True, **selection.info}
         else:
             selection = ctx.strategy.select(self.saved_pool_view(r - 1, rng), ctx.next_batch_size())
+        if ctx.needs.selection_feedback:  # before the selection is recorded: a resume redoes both
+            self.keep_answers(r, selection.ids)
         lam = selection.info.get("lambda")
         atomic_write_json(ctx.round_dir(r) / "selection.json", {
             "round": r, "strategy": ctx.strategy_name, "ids": selection.ids,
@@ -58,6 +65,8 @@ class SelectPhase:
         meta = [ctx.pool_by_id[i].meta for i in ids] if ctx.needs.gold_meta else None
         if ctx.needs.previous_scores:
             arrays.update(self.previous_scores(r, ids))
+        if ctx.needs.selection_feedback:
+            arrays.update(self.feedback(saved["labelled_ids"]))
         return PoolView(ids=ids, rng=rng, round_index=r, meta=meta, **arrays)
 
     def previous_scores(self, r: int, ids: list[str]) -> dict:
@@ -73,3 +82,37 @@ class SelectPhase:
                 by_id = dict(zip(before["ids"], before["full_scores"]))
                 out["previous_full_scores"] = np.asarray([by_id[i] for i in ids], dtype=np.float64)
         return out
+
+    def keep_answers(self, r: int, ids: list[str]) -> None:
+        """The greedy answers of the model that selected round r's batch: round r-1's adapter,
+        or the base model for the initial set (no adapter exists yet)."""
+        ctx = self.ctx
+        chosen = [ctx.pool_by_id[i] for i in ids]
+
+        def share_answers(share: list) -> list[str]:  # under a launch: this process's share
+            return greedy_answers(ctx.model, ctx.tokenizer, ctx.data.task, share, ctx.config,
+                                  label=f"round {r} answers at selection", progress=ctx.progress)
+
+        if r == 0:
+            with adapter_disabled(ctx.model):
+                ctx.model.eval()
+                answers = map_sharded(share_answers, chosen, what=f"round {r} answers at selection")
+            answered_by = "base model"
+        else:
+            ctx.hold_adapter(r - 1)
+            ctx.model.eval()
+            answers = map_sharded(share_answers, chosen, what=f"round {r} answers at selection")
+            answered_by = f"round-{r - 1} adapter"
+        write_selection_answers(ctx.round_dir(r), ids, answers, answered_by)
+
+    def feedback(self, labelled_ids: list[str]) -> dict[str, np.ndarray]:
+        """``labelled_correct`` and ``labelled_rounds`` for ``labelled_ids`` (the order of the
+        saved labelled embeddings), from the answers each round kept and the labels given."""
+        ctx = self.ctx
+        bought_in = {i: q for q, record in enumerate(ctx.state.rounds) for i in record.ids}
+        answers: dict[str, str] = {}
+        for q in sorted(set(bought_in[i] for i in labelled_ids)):
+            answers.update(read_selection_answers(ctx.round_dir(q)))
+        examples = [ctx.pool_by_id[i] for i in labelled_ids]
+        return {"labelled_correct": answer_checks(ctx.data.task, examples, answers, ctx.state.training_labels()),
+                "labelled_rounds": np.asarray([bought_in[i] for i in labelled_ids], dtype=np.int64)}
