@@ -18,7 +18,7 @@ from activelora.strategies import get_strategy
 from activelora.strategies.remedies import kmeans
 
 from test_loop import SMALL
-from test_low_budget_strategies import blobs, ref_allocate, view
+from test_low_budget_strategies import blobs, ref_allocate, roll_back_last_selection, started_campaign, view
 
 
 def ref_rule(points, labelled, correct, rounds, n, seed, cfg):
@@ -168,12 +168,7 @@ def test_resumed_at_a_selection_it_decides_the_same(tmp_path, tiny_model_dir, mo
     path = run_dir / "state.json"
     finished = json.loads(path.read_text())
     kept = (run_dir / "round-2" / "selection_answers.json").read_text()
-    rolled_back = json.loads(path.read_text())
-    last = rolled_back["rounds"].pop()
-    for i in last["ids"]:
-        rolled_back["labels"].pop(i)
-    rolled_back["phase"] = rolled_back["rounds"][-1]["phase"] = "score"
-    path.write_text(json.dumps(rolled_back))
+    roll_back_last_selection(path)
     (run_dir / "round-2" / "selection_answers.json").unlink()
     assert main(args) == 0
     again = json.loads(path.read_text())
@@ -184,15 +179,7 @@ def test_resumed_at_a_selection_it_decides_the_same(tmp_path, tiny_model_dir, mo
 
 def test_a_campaign_checks_its_suggestions_against_the_answers(tmp_path, tiny_model_dir, monkeypatch):
     monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
-    pool = tmp_path / "prompts.jsonl"
-    pool.write_text("".join(json.dumps({"id": f"p{i}", "question": f"What is {i} plus {i + 1}?"}) + "\n"
-                            for i in range(12)))
-    folder = tmp_path / "camp"
-    tiny = [a for setting in zip(SMALL[::2], SMALL[1::2]) if not setting[1].startswith("loop.") for a in setting]
-    assert main(["campaign", "init", str(folder), "--pool", str(pool), "--model", str(tiny_model_dir),
-                 "--task", "plain", "--batch-size", "4", "--stop-set", "4", "--strategy", "accuracy-weighted",
-                 *tiny]) == 0
-    assert main(["campaign", "next", str(folder), "--quiet"]) == 0
+    folder = started_campaign(tmp_path, tiny_model_dir, "accuracy-weighted")
     rows = [json.loads(line) for line in (folder / "batches" / "batch-0.jsonl").read_text().splitlines()]
     # Accept the model's suggestion for two examples, correct the third, skip the fourth.
     answers = [{"id": rows[0]["id"], "answer": rows[0]["suggestion"] or "x"},

@@ -556,12 +556,7 @@ def test_adaptive_resumed_at_a_selection_decides_the_same(tmp_path, tiny_model_d
     assert main(args) == 0
     path = out / "adaptive" / "seed-0" / "state.json"
     finished = json.loads(path.read_text())
-    rolled_back = json.loads(path.read_text())
-    last = rolled_back["rounds"].pop()
-    for i in last["ids"]:
-        rolled_back["labels"].pop(i)
-    rolled_back["phase"] = rolled_back["rounds"][-1]["phase"] = "score"
-    path.write_text(json.dumps(rolled_back))
+    roll_back_last_selection(path)
     assert main(args) == 0
     again = json.loads(path.read_text())
     assert again["rounds"][2]["ids"] == finished["rounds"][2]["ids"]
@@ -577,14 +572,7 @@ def test_typiclust_in_a_campaign_sees_the_asked_examples(tmp_path, tiny_model_di
     original = campaign_round.strategy_inputs
     monkeypatch.setattr(campaign_round, "strategy_inputs",
                         lambda *a, **k: seen.append([ex.id for ex in k["labelled"]]) or original(*a, **k))
-    pool = tmp_path / "prompts.jsonl"
-    pool.write_text("".join(json.dumps({"id": f"p{i}", "question": f"What is {i} plus {i + 1}?"}) + "\n"
-                            for i in range(12)))
-    folder = tmp_path / "camp"
-    tiny = [a for setting in zip(SMALL[::2], SMALL[1::2]) if not setting[1].startswith("loop.") for a in setting]
-    assert main(["campaign", "init", str(folder), "--pool", str(pool), "--model", str(tiny_model_dir),
-                 "--task", "plain", "--batch-size", "4", "--stop-set", "4", "--strategy", "typiclust", *tiny]) == 0
-    assert main(["campaign", "next", str(folder), "--quiet"]) == 0
+    folder = started_campaign(tmp_path, tiny_model_dir, "typiclust")
 
     def batch(n):
         return [json.loads(line)["id"] for line in (folder / "batches" / f"batch-{n}.jsonl").read_text().splitlines()]
@@ -595,3 +583,28 @@ def test_typiclust_in_a_campaign_sees_the_asked_examples(tmp_path, tiny_model_di
     assert main(["campaign", "next", str(folder), "--quiet"]) == 0
     assert sorted(seen[0]) == sorted(batch(0))  # the labelled set, embedded beside the pool
     assert len(set(batch(1))) == 4 and not set(batch(1)) & set(batch(0))
+
+
+def started_campaign(tmp_path, tiny_model_dir, strategy: str):
+    """A campaign of 12 prompts (plain task, the tiny model, batches of 4) with ``strategy``,
+    its first round built: ``batches/batch-0.jsonl`` is waiting for answers."""
+    pool = tmp_path / "prompts.jsonl"
+    pool.write_text("".join(json.dumps({"id": f"p{i}", "question": f"What is {i} plus {i + 1}?"}) + "\n"
+                            for i in range(12)))
+    folder = tmp_path / "camp"
+    tiny = [a for setting in zip(SMALL[::2], SMALL[1::2]) if not setting[1].startswith("loop.") for a in setting]
+    assert main(["campaign", "init", str(folder), "--pool", str(pool), "--model", str(tiny_model_dir),
+                 "--task", "plain", "--batch-size", "4", "--stop-set", "4", "--strategy", strategy, *tiny]) == 0
+    assert main(["campaign", "next", str(folder), "--quiet"]) == 0
+    return folder
+
+
+def roll_back_last_selection(state_path) -> None:
+    """Rewrite a finished run's ``state.json`` as it stood just after the round before last was
+    scored: the last round's selection and labels gone, so the next start selects it again."""
+    state = json.loads(state_path.read_text())
+    last = state["rounds"].pop()
+    for i in last["ids"]:
+        state["labels"].pop(i)
+    state["phase"] = state["rounds"][-1]["phase"] = "score"
+    state_path.write_text(json.dumps(state))
