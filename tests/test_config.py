@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,32 @@ def test_check_finite_is_a_one_line_data_error():
         check_finite(np.array([0.1, np.nan]), ["a", "b"])
     with pytest.raises(ValueError):  # still a ValueError for library callers
         check_finite(np.array([np.inf]))
+
+
+def test_a_run_folders_config_json_reads_as_its_settings(tmp_path):
+    ran = build_config(overrides=parse_set(["model.chat_template=true", "lora.r=4", "strategy.feedback_window=3"]))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**ran.to_dict(), "run": {"strategy": "star", "seed": 1, "data": "abc"}}))
+    assert build_config(path) == ran
+    path.write_text(json.dumps({**ran.to_dict(), "run": {"rounds": 3}}))  # not a run's record
+    with pytest.raises(ConfigError, match="unknown config section 'run'"):
+        build_config(path)
+
+
+def test_evaluate_takes_a_run_folders_config(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    """A run's adapter, evaluated with ``--config RUN/config.json``: the run's prompt format comes
+    from the run folder. Without it, the adapter's recorded format refuses the default one."""
+    from activelora.cli import main
+    from test_loop import SMALL
+
+    monkeypatch.setenv("ACTIVELORA_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "exp"
+    assert main(["run", "--output", str(out), "--model", str(tiny_model_dir), "--quiet", *SMALL,
+                 "--set", "model.chat_template=true", "--strategy", "random", "--rounds", "0"]) == 0
+    run_dir = out / "random" / "seed-0"
+    evaluate = ["evaluate", "--data", "arith", "--limit", "3", "--model", str(tiny_model_dir),
+                "--adapter", str(run_dir / "round-0" / "adapter")]
+    assert main([*evaluate, "--out", str(tmp_path / "plain")]) == 2
+    assert "chat_template" in capsys.readouterr().err
+    assert main([*evaluate, "--out", str(tmp_path / "as-run"), "--config", str(run_dir / "config.json")]) == 0
+    assert json.loads((tmp_path / "as-run" / "metrics.json").read_text())["n"] == 3

@@ -468,11 +468,24 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
     return result
 
 
+def without_run_record(data: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's ``config.json`` is the run's settings plus a ``run`` section naming the
+    run (strategy, seed, data). Passed as ``--config``, it should give the settings the run
+    trained with (the prompt format, the LoRA shape), so that ``evaluate``, ``score`` and
+    ``probe`` can look at its adapters without repeating them by hand: the record is left
+    out. Any other ``run`` section is still an unknown section."""
+    record = data.get("run")
+    if isinstance(record, dict) and {"strategy", "seed"} <= set(record):
+        return {name: values for name, values in data.items() if name != "run"}
+    return data
+
+
 def build_config(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then ``config_file`` (YAML), then ``overrides`` (from flags)."""
+    """Defaults, then ``config_file`` (YAML, or a run folder's ``config.json``), then
+    ``overrides`` (from flags)."""
     config = Config()
     if config_file is not None:
-        config = merge(config, load_yaml(config_file), source=str(config_file))
+        config = merge(config, without_run_record(load_yaml(config_file)), source=str(config_file))
     if overrides:
         config = merge(config, overrides, source="flags")
     return resolve_auto(config)
