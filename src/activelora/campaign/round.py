@@ -67,7 +67,7 @@ def suggestion_feedback(campaign: Campaign, state: CampaignState, labelled: Sequ
     label the person gave, and the round that asked it; aligned with ``labelled``."""
     asked_in = {i: record["round"] for record in state.rounds for i in record["ids"]}
     suggestions: dict[str, str] = {}
-    for n in sorted({asked_in[ex.id] for ex in labelled}):
+    for n in sorted({asked_in[ex.id] for ex in labelled if ex.id in asked_in}):
         path = campaign.batch_path(n)
         if path.is_file():
             rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
