@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activelora.config import config_from_dict
+from activelora.config import config_from_dict, without_run_record
 from activelora.run.experiment_data import load_experiment_data
 from activelora.experiment.paired import read_correct
 from activelora.experiment.report import locate_runs, predictions_file
@@ -44,8 +44,7 @@ def run_data(folder: Path, data_cache: dict):
 
     Runs with the same data and loop sections share one load through ``data_cache``.
     """
-    # config.json is the Config plus a "run" section (strategy, seed, data sizes) the loop adds.
-    config_json = {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if k != "run"}
+    config_json = without_run_record(json.loads((folder / "config.json").read_text()))
     data_key = json.dumps(config_json.get("data"), sort_keys=True) + json.dumps(config_json.get("loop"), sort_keys=True)
     if data_key not in data_cache:
         data_cache[data_key] = load_experiment_data(config_from_dict(config_json))

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE", help="YAML config (defaults < file < flags)")
+    parser.add_argument("--config", metavar="FILE", help="YAML config, or a run folder's config.json (defaults < file < flags)")
     parser.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
                         help="override any setting, e.g. --set train.epochs=3 (repeatable)")
 
