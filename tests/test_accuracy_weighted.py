@@ -1,5 +1,5 @@
-"""accuracy-weighted: the rule against a plain float64 reference, the answers kept at selection,
-and the feedback as the loop and a campaign hand it over."""
+"""accuracy-weighted and learning-zone: the rule against a plain float64 reference, the answers
+kept at selection, and the feedback as the loop and a campaign hand it over."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from test_loop import SMALL
 from test_low_budget_strategies import blobs, ref_allocate, roll_back_last_selection, started_campaign, view
 
 
-def ref_rule(points, labelled, correct, rounds, n, seed, cfg):
+# Step 3's weight of each strategy, written from its docstring's formula.
+REFERENCE_WEIGHTS = {
+    "accuracy-weighted": lambda p, explore: 1.0 - p + explore,
+    "learning-zone": lambda p, explore: p * (1.0 - p) + explore,
+}
+
+
+def ref_rule(points, labelled, correct, rounds, n, seed, cfg, name="accuracy-weighted"):
     """Steps 1-3 of the module docstring written out in loops: the quotas and each cluster's
     (answered, right, p̂). The clustering is the library's k-means with the same seeded child
     generator (k-means has its own tests); everything after it is recomputed here."""
@@ -37,13 +44,14 @@ def ref_rule(points, labelled, correct, rounds, n, seed, cfg):
             answered[c] += 1
             right[c] += float(ok)
     p_hat = [(right[c] + cfg.feedback_prior / 2) / (answered[c] + cfg.feedback_prior) for c in range(k)]
-    weight = [1.0 - p + cfg.feedback_explore for p in p_hat]
+    weight = [REFERENCE_WEIGHTS[name](p, cfg.feedback_explore) for p in p_hat]
     sizes = [int((pool_labels == c).sum()) for c in range(k)]
     return ref_allocate(weight, sizes, n), answered, right, p_hat, pool_labels, weight
 
 
+@pytest.mark.parametrize("name", sorted(REFERENCE_WEIGHTS))
 @pytest.mark.parametrize("seed", range(6))
-def test_quotas_and_estimates_against_reference(seed):
+def test_quotas_and_estimates_against_reference(seed, name):
     rng = np.random.default_rng(100 + seed)
     cfg = StrategyConfig(weighted_clusters=int(rng.integers(2, 6)), feedback_window=int(rng.integers(1, 4)),
                          feedback_prior=float(rng.uniform(0.5, 3)), feedback_explore=float(rng.uniform(0, 0.2)))
@@ -53,9 +61,10 @@ def test_quotas_and_estimates_against_reference(seed):
     correct[rng.random(m) < 0.2] = np.nan  # skipped or never answered
     rounds = np.sort(rng.integers(0, 4, m))
     n = int(rng.integers(1, n_pool + 1))
-    got = get_strategy("accuracy-weighted", cfg).select(
+    got = get_strategy(name, cfg).select(
         view(points, labelled, seed=seed, labelled_correct=correct, labelled_rounds=rounds), n)
-    quota, answered, right, p_hat, pool_labels, weight = ref_rule(points, labelled, correct, rounds, n, seed, cfg)
+    quota, answered, right, p_hat, pool_labels, weight = ref_rule(points, labelled, correct, rounds, n, seed, cfg,
+                                                                  name)
     clusters = got.info["accuracy_weighted"]["clusters"]
     assert [c["quota"] for c in clusters] == quota
     assert [c["answered"] for c in clusters] == answered
@@ -83,6 +92,23 @@ def test_labels_go_where_the_new_labels_were_answered_wrong(wrong_in_first):
     in_first = sum(int(i[2:]) < 20 for i in chosen.ids)
     # p̂ = 1/6 against 5/6: weights 0.883 and 0.217, so 8 labels split 6 and 2 (largest remainder).
     assert in_first == (6 if wrong_in_first else 2)
+
+
+def test_learning_zone_passes_over_the_solved_and_the_hopeless():
+    """Three far blobs whose labelled examples were answered all wrong (6 of 6), half right
+    (3 of 6) and all right. p̂ = 1/14, 1/2, 13/14: learning-zone's weights 0.116, 0.30, 0.116
+    split 10 labels 2, 6, 2; accuracy-weighted's 0.979, 0.55, 0.121 split them 6, 3, 1."""
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    rng = np.random.default_rng(3)
+    unlabelled = blobs(rng, centres, 20)
+    labelled = blobs(rng, centres, 6)
+    correct = np.array([0.0] * 6 + [1.0, 0.0] * 3 + [1.0] * 6)
+    shares = {}
+    for name in ("learning-zone", "accuracy-weighted"):
+        chosen = get_strategy(name, StrategyConfig(weighted_clusters=3)).select(
+            view(unlabelled, labelled, labelled_correct=correct, labelled_rounds=np.zeros(18)), 10)
+        shares[name] = [sum(20 * b <= int(i[2:]) < 20 * (b + 1) for i in chosen.ids) for b in range(3)]
+    assert shares == {"learning-zone": [2, 6, 2], "accuracy-weighted": [6, 3, 1]}
 
 
 def test_feedback_older_than_the_window_is_not_read():

@@ -29,7 +29,8 @@ from activelora.strategies.typiclust import picks_from_clusters, typicality
 
 from test_loop import SMALL  # the loop tests' small run: 20-example pool, 4 initial labels, rounds of 3
 
-NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive", "star-weighted", "accuracy-weighted"]
+NEW = ["typiclust", "probcover", "cluster-weighted", "adaptive", "star-weighted", "accuracy-weighted",
+       "learning-zone"]
 
 
 # ----------------------------------------------------------------------------- references

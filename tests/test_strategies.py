@@ -21,7 +21,7 @@ from activelora.strategies import (
 )
 
 ALL = ["accuracy-weighted", "adaptive", "bald", "cluster-weighted", "entropy", "entropy-cold", "entropy-div", "entropy-mean",
-       "entropy-mid", "entropy-skip", "huds", "lc", "oracle-balanced", "oracle-easy", "oracle-loss", "passive",
+       "entropy-mid", "entropy-skip", "huds", "lc", "learning-zone", "oracle-balanced", "oracle-easy", "oracle-loss", "passive",
        "pe", "probcover", "random", "random-hybrid", "star", "star-no-dynamic", "star-no-l2", "star-no-mc",
        "star-paper", "star-weighted", "subtract", "typiclust", "vote", "vote-mid"]
 

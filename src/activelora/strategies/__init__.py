@@ -1,7 +1,7 @@
 """Query strategies: random, passive, naive uncertainty, subtract, STAR (+ ablations), the
 headroom oracles (oracle-*: they read gold answers), the low-budget typiclust, probcover,
 cluster-weighted and adaptive, star-weighted (STAR within cluster-weighted quotas) and
-accuracy-weighted (clusters weighted by held-out accuracy at selection); registry.
+accuracy-weighted and learning-zone (clusters weighted by held-out accuracy at selection); registry.
 
 Look one up with :func:`get_strategy`; ``STRATEGIES.names()`` lists them.
 """
@@ -13,6 +13,7 @@ from . import oracles  # noqa: F401  (registers the oracle-* strategies: headroo
 # star-weighted:
 from . import typiclust, probcover, cluster_weighted, adaptive, star_weighted  # noqa: F401,E402  (registers them)
 from . import accuracy_weighted  # noqa: F401,E402  (registers it: cluster weights from held-out accuracy)
+from . import learning_zone  # noqa: F401,E402  (registers it: middling held-out accuracy first)
 from .diversity import candidate_count, k_center_greedy
 from .normalize import min_max_normalize
 from .schedules import SCHEDULES, make_schedule

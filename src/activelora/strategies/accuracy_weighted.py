@@ -86,6 +86,10 @@ class AccuracyWeightedStrategy(BatchStrategy):
     def needs(self) -> Needs:
         return Needs(hidden_states=True, labelled_embeddings=True, selection_feedback=True, b_l2=self.cfg.b_l2)
 
+    def cluster_weight(self, accuracy: np.ndarray) -> np.ndarray:
+        """Step 3's ``w_c = 1 − p̂_c + ε``: the clusters answered wrong most often first."""
+        return 1.0 - accuracy + self.cfg.feedback_explore
+
     def choose(self, pool: PoolView, n: int) -> Selection:
         unlabelled, labelled = self.embedding_sets(pool)
         correct = np.asarray(pool.require("labelled_correct", self.name), dtype=np.float64)
@@ -95,7 +99,7 @@ class AccuracyWeightedStrategy(BatchStrategy):
         pool_labels, labelled_labels = labels[:len(unlabelled)], labels[len(unlabelled):]
         right, answered = feedback_counts(labelled_labels, correct, rounds, self.cfg.feedback_window, k)
         accuracy = smoothed_accuracy(right, answered, self.cfg.feedback_prior)
-        weight = 1.0 - accuracy + self.cfg.feedback_explore
+        weight = self.cluster_weight(accuracy)
         sizes = np.bincount(pool_labels, minlength=k)
         quota = allocate(weight, sizes, n)
         picks, scores = typical_picks_by_quota(unlabelled, pool_labels, weight, quota, child_rng(pool),
