@@ -58,7 +58,7 @@ from skill_table import meta_values, run_data, write_table  # noqa: E402  (a sib
 from tables import fail  # noqa: E402
 
 from activelora.errors import DataError  # noqa: E402
-from activelora.experiment.paired import read_correct, t_interval  # noqa: E402
+from activelora.experiment.paired import labels_to_reach, read_correct, t_interval  # noqa: E402
 from activelora.experiment.report import locate_runs, predictions_file  # noqa: E402
 
 
@@ -195,18 +195,6 @@ def require_two_seeds(rows: list[dict], script: str) -> None:
     if len(seeds) < 2:
         fail(f"{script}: the runs hold seed{'s' if len(seeds) != 1 else ''} {seeds} only; the curves for a seed "
              "are fitted on the other seeds' runs, so give runs of two seeds or more")
-
-
-def labels_to_reach(curve: list[tuple[int, float]], target: float) -> float | None:
-    """The first label count where the piecewise-linear curve through ``curve`` reaches ``target``
-    (interpolated between its points), or None if it never does."""
-    for i, (n, acc) in enumerate(curve):
-        if acc >= target:
-            if i == 0:
-                return float(n)
-            n0, acc0 = curve[i - 1]
-            return n0 + (target - acc0) / (acc - acc0) * (n - n0)
-    return None
 
 
 def predict(curves: list[np.ndarray], skills: list[str], n_skill: dict[str, int]) -> float:

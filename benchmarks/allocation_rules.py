@@ -59,11 +59,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from allocation_bound import fit_model, labels_to_reach, observations, predict, require_two_seeds  # noqa: E402  (sibling scripts)
+from allocation_bound import fit_model, observations, predict, require_two_seeds  # noqa: E402  (sibling scripts)
 from tables import fail, write_table  # noqa: E402
 
 from activelora.errors import DataError  # noqa: E402
-from activelora.experiment.paired import t_interval  # noqa: E402
+from activelora.experiment.paired import labels_to_reach, t_interval  # noqa: E402
 from activelora.experiment.report import predictions_file  # noqa: E402
 from activelora.strategies.cluster_weighted import allocate  # noqa: E402
 

@@ -21,12 +21,15 @@ run has; ``--rounds`` smaller uses partial results, every curve cut at the same 
 * per seed, the last round's test problems that only the strategy or only random solved,
   with McNemar's exact p (``activelora.experiment.paired``): the only test a single seed allows;
 * the labels the strategy's mean curve needs to reach random's final mean accuracy
-  (``report.labels_to_target``; "not reached" when it never does);
+  (``report.labels_to_target``, whole rounds; "not reached" when it never does), and in
+  brackets the same read between rounds (``paired.labels_to_reach``, linear interpolation:
+  what ``allocation_bound.py`` and ``allocation_rules.py`` report, so that the scripts' savings compare);
 * per seed, the labels it saves against random (``paired.label_saving``: the first round at
   which it reaches that seed's random final accuracy, as a share of random's labels), their
   mean and 95% t-interval over seeds. The interval is given only when every paired seed
   reached the target: a seed that did not needs more labels than were bought, by an unknown
-  amount, and no number stands in for it.
+  amount, and no number stands in for it. The same again with each seed's crossing read
+  between rounds (``saving_interpolated``), so that a saving of less than one round shows.
 
 Seeds enter a comparison only where both runs have the round, so partial results stay
 paired.
@@ -48,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activelora.experiment.paired import discordance, label_saving, read_correct, t_interval
+from activelora.experiment.paired import discordance, label_saving, labels_to_reach, read_correct, t_interval
 from activelora.experiment.report import (curve, labels_to_target, locate_runs, normalized_aulc, predictions_file,
                                          runs_by_label, test_size_key)
 from tables import fail, fmt, write_table
@@ -109,14 +112,15 @@ def accuracy_points(rows: list[dict], metric: str) -> list[tuple[int, float]]:
     return [(row["labeled"], row[metric]) for row in rows]
 
 
-def saving_text(info: dict) -> str:
-    """The table cell: mean saving with its interval, or how many seeds reached the target."""
+def saving_text(info: dict, key: str = "label_saving") -> str:
+    """The table cell: mean saving (``key``: counted in rounds, or ``label_saving_interpolated``)
+    with its interval, or how many seeds reached the target."""
     if "label_saving_reached" not in info:
         return "–"
     k, n = info["label_saving_reached"]
-    if info["label_saving"] is None:
+    if info[key] is None:
         return f"{k} of {n} seeds reached"
-    mean, lo, hi = info["label_saving"]
+    mean, lo, hi = info[key]
     return f"{mean:+.0%}" + (f" [{lo:+.0%}, {hi:+.0%}]" if lo is not None else "")
 
 
@@ -165,7 +169,9 @@ def main() -> None:
                 "per_seed_accuracy": {seed: [row[metric] for row in rows] for seed, rows in seeds.items()},
                 "aulc_per_seed": aulc, "aulc": t_interval(list(aulc.values())),
                 "final": t_interval(list(final.values())),
-                "labels_to_reference_final": labels_to_target(mean_curve, target) if target is not None else None}
+                "labels_to_reference_final": labels_to_target(mean_curve, target) if target is not None else None,
+                "labels_to_reference_final_interpolated":
+                    labels_to_reach([(x, m) for x, m, _ in mean_curve], target) if target is not None else None}
         paired = sorted(set(seeds) & set(ref))
         if name != REFERENCE and paired:
             d_aulc = [aulc[s] - normalized_aulc(points(ref[s], metric)) for s in paired]
@@ -181,6 +187,8 @@ def main() -> None:
             reached = [v.saving for v in savings.values() if v.saving is not None]
             info["label_saving_reached"] = [len(reached), len(paired)]
             info["label_saving"] = t_interval(reached) if len(reached) == len(paired) else None
+            reached = [v.saving_interpolated for v in savings.values() if v.saving_interpolated is not None]
+            info["label_saving_interpolated"] = t_interval(reached) if len(reached) == len(paired) else None
             # Per seed, the last round's test problems only one of the two solved (McNemar).
             last = f"round-{rounds - 1}/{predictions_file(metric)}"
             info["last_round_discordance"] = {}
@@ -195,15 +203,16 @@ def main() -> None:
 
     lines = [f"Metric: `{metric}`. Rounds used: {rounds} (labels {', '.join(str(x) for x in labels_used)}); "
              f"test problems per run: {', '.join(map(str, n_test))}; 95% intervals are Student-t over seeds.", "",
-             "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final | labels saved vs random (paired) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| strategy | seeds | AULC (normalised) | final accuracy | paired ΔAULC vs random | paired Δfinal vs random | Δfinal in test problems | labels to random's final (interpolated) | labels saved vs random (paired) | interpolated |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, info in result["strategies"].items():
-        reach = info["labels_to_reference_final"]
+        reach, between = info["labels_to_reference_final"], info["labels_to_reference_final_interpolated"]
         lines.append(
             f"| {name} | {len(info['seeds'])} | {fmt(*info['aulc'])} | {fmt(*info['final'])} | "
             + (f"{fmt(*info['diff_aulc'], digits=3)} | {fmt(*info['diff_final'])} | {info['diff_final_problems']:+.1f} | "
                if "diff_aulc" in info else "– | – | – | ")
-            + f"{reach if reach is not None else 'not reached'} | {saving_text(info)} |")
+            + (f"{reach} ({between:.0f})" if reach is not None else "not reached")
+            + f" | {saving_text(info)} | {saving_text(info, 'label_saving_interpolated')} |")
     lines += ["", "Per-seed AULC (paired ΔAULC vs random; at the last round, the test problems only the strategy solved (+) and only random solved (−)):", ""]
     for name, info in result["strategies"].items():
         def seed_text(s, v):
@@ -219,12 +228,14 @@ def main() -> None:
         per = ", ".join(seed_text(s, v) for s, v in sorted(info["aulc_per_seed"].items()))
         lines.append(f"- {name}: {per}")
     lines += ["", "Labels saved per seed (the first round at or above that seed's random final accuracy; "
-              "in brackets, the saving against the first round at which random itself had it):", ""]
+              "in brackets, the saving against the first round at which random itself had it, and the "
+              "labels and saving read between rounds):", ""]
     for name, info in result["strategies"].items():
         if "label_saving_per_seed" in info:
             lines.append(f"- {name}: " + ", ".join(
                 f"s{s}: " + ("not reached" if v["labels"] is None else
-                             f"{v['labels']} labels, {v['saving']:+.0%} ({v['saving_vs_reference_first']:+.0%})")
+                             f"{v['labels']} labels, {v['saving']:+.0%} ({v['saving_vs_reference_first']:+.0%}; "
+                             f"{v['labels_interpolated']:.0f}, {v['saving_interpolated']:+.0%})")
                 for s, v in sorted(info["label_saving_per_seed"].items())))
     if recorded_seeds:
         lines += ["", f"{REFERENCE}'s seeds {', '.join(map(str, recorded_seeds))} are the curves recorded in "

@@ -74,13 +74,6 @@ def test_best_allocation_refuses_an_impossible_budget(bound):
         bound.best_allocation(curves, [1, 1], [4, 4], 1)
 
 
-def test_labels_to_reach_interpolates(bound):
-    curve = [(64, 0.40), (96, 0.50), (128, 0.60)]
-    assert bound.labels_to_reach(curve, 0.55) == pytest.approx(112.0, abs=1e-12)
-    assert bound.labels_to_reach(curve, 0.30) == 64.0
-    assert bound.labels_to_reach(curve, 0.61) is None
-
-
 def test_a_folder_without_runs_is_one_line_and_exit_2(tmp_path):
     import subprocess
     import sys

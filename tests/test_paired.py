@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from activelora.experiment.paired import discordance, label_saving, mcnemar_exact, t_interval
+from activelora.experiment.paired import discordance, label_saving, labels_to_reach, mcnemar_exact, t_interval
 from activelora.experiment.report import compare
 
 
@@ -56,6 +56,43 @@ def test_label_saving_matches_a_float64_reference(curves, first, step):
         assert got.saving_vs_reference_first == pytest.approx(1.0 - hits.min() / np.float64(ref_first), abs=1e-12)
 
 
+def reach_float64(labels: np.ndarray, accuracy: np.ndarray, target: float) -> float | None:
+    """The first crossing of the piecewise-linear curve: numpy's linear interpolation of
+    labels against accuracy over the segment that crosses (the curve inverted there)."""
+    hits = np.flatnonzero(accuracy >= target)
+    if hits.size == 0:
+        return None
+    i = hits[0]
+    if i == 0:
+        return float(labels[0])
+    # accuracy rises from below target to at/above it over [labels[i-1], labels[i]]: invert it.
+    return float(np.interp(target, [accuracy[i - 1], accuracy[i]], [labels[i - 1], labels[i]]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(accuracy_curves, st.integers(1, 64), st.integers(1, 64))
+def test_interpolated_saving_matches_a_float64_reference(curves, first, step):
+    strategy_acc, reference_acc = (np.asarray(c, dtype=np.float64) for c in curves)
+    labels = first + step * np.arange(len(strategy_acc))
+    got = label_saving(list(zip(labels.tolist(), strategy_acc)), list(zip(labels.tolist(), reference_acc)))
+    expected = reach_float64(labels.astype(np.float64), strategy_acc, reference_acc[-1])
+    if expected is None:
+        assert got.labels_interpolated is None and got.saving_interpolated is None
+    else:
+        assert got.labels_interpolated == pytest.approx(expected, abs=1e-9)
+        assert got.saving_interpolated == pytest.approx(1.0 - expected / labels[-1], abs=1e-12)
+        # Never later than the round that first reaches the target, never before the one before it.
+        assert labels[max(0, np.flatnonzero(strategy_acc >= reference_acc[-1])[0] - 1)] <= got.labels_interpolated
+        assert got.labels_interpolated <= got.labels
+
+
+def test_labels_to_reach_interpolates():
+    curve = [(64, 0.40), (96, 0.50), (128, 0.60)]
+    assert labels_to_reach(curve, 0.55) == pytest.approx(112.0, abs=1e-12)
+    assert labels_to_reach(curve, 0.30) == 64.0
+    assert labels_to_reach(curve, 0.61) is None
+
+
 def test_label_saving_counts_rounds_not_interpolation():
     # random ends at 0.50 after 192 labels; the strategy passes it between 96 (0.49) and 128.
     random = [(32, 0.30), (64, 0.40), (96, 0.45), (128, 0.52), (160, 0.55), (192, 0.50)]
@@ -63,6 +100,8 @@ def test_label_saving_counts_rounds_not_interpolation():
     saving = label_saving(strategy, random)
     assert (saving.labels, saving.reference_first_labels) == (128, 128)
     assert saving.saving == pytest.approx(1 / 3) and saving.saving_vs_reference_first == 0.0
+    # Read between rounds: 0.49 at 96, 0.51 at 128, so 0.50 at 112: 1 − 112/192 saved.
+    assert saving.labels_interpolated == pytest.approx(112.0) and saving.saving_interpolated == pytest.approx(5 / 12)
 
 
 def test_one_value_has_no_interval():

@@ -109,3 +109,25 @@ def test_a_table_from_before_metric_existed_is_of_accuracy(tmp_path):
     out = _table(tmp_path, str(runs), "--metric", "accuracy_pool_like", "--reference-table", str(record))
     assert (out.returncode, out.stderr.strip()) == (
         2, f"--reference-table {record}: its metric is accuracy, not accuracy_pool_like")
+
+
+def test_savings_are_given_in_rounds_and_read_between_them(tmp_path):
+    # random ends at 0.45 on both seeds. star crosses it between 32 and 64 labels on seed 0
+    # (0.40 -> 0.50: at 48) and between 64 and 96 on seed 1 (0.35 -> 0.55: at 80).
+    runs = tmp_path / "runs"
+    _write_run(runs, "random", 0, [0.30, 0.40, 0.45])
+    _write_run(runs, "random", 1, [0.30, 0.40, 0.45])
+    _write_run(runs, "star", 0, [0.40, 0.50, 0.55])
+    _write_run(runs, "star", 1, [0.30, 0.35, 0.55])
+    out = _table(tmp_path, str(runs))
+    assert out.returncode == 0, out.stderr
+    star = json.loads((tmp_path / "out.json").read_text())["strategies"]["star"]
+    assert [star["label_saving_per_seed"][s]["labels"] for s in ("0", "1")] == [64, 96]
+    assert [star["label_saving_per_seed"][s]["labels_interpolated"] for s in ("0", "1")] == [48.0, 80.0]
+    mean, lo, hi = star["label_saving_interpolated"]
+    assert abs(mean - (1 - 64 / 96)) < 1e-12  # (1/2 + 1/6) / 2
+    assert lo < mean < hi
+    # The mean curve (0.35, 0.425, 0.55) crosses 0.45 at 64 + 0.025/0.125 * 32 = 70.4.
+    assert abs(star["labels_to_reference_final_interpolated"] - 70.4) < 1e-9
+    assert star["labels_to_reference_final"] == 96
+    assert "| 96 (70) |" in (tmp_path / "out.md").read_text()

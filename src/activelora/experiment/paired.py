@@ -11,6 +11,8 @@ test set (what the report's sentence under its table and the validity study say)
   ``1 − L_s / L_ref`` with ``L_ref`` the labels of the reference's last round and ``L_s`` the
   first round at which the strategy's accuracy reaches the reference's last-round accuracy
   (what issue 16's target counts: "reaches random's final accuracy with fewer labels").
+  It is given twice: ``L_s`` at a round's end, where a user can stop, and interpolated
+  linearly between rounds, which does not round a saving smaller than one round to zero.
 """
 
 from __future__ import annotations
@@ -73,6 +75,23 @@ def discordance(strategy: dict[str, bool], reference: dict[str, bool]) -> Discor
     return Discordance(only_s, only_r, both, len(ids))
 
 
+def labels_to_reach(curve: Sequence[tuple[int, float]], target: float) -> float | None:
+    """The first label count at which the piecewise-linear curve through ``(labels, accuracy)``
+    reaches ``target`` (None: never). Between the rounds ``(n0, a0)`` and ``(n1, a1)`` that
+    bracket the first crossing, ``n0 + (target − a0) / (a1 − a0) · (n1 − n0)``.
+
+    :func:`~activelora.experiment.report.labels_to_target` counts whole rounds, where a user
+    can stop; this reads between them, so that a saving smaller than a round (1/6 of random's
+    labels at 192 with rounds of 32) is not rounded to a whole round or to nothing."""
+    for i, (n, accuracy) in enumerate(curve):
+        if accuracy >= target:
+            if i == 0:
+                return float(n)
+            n0, a0 = curve[i - 1]
+            return n0 + (target - a0) / (accuracy - a0) * (n - n0)
+    return None
+
+
 @dataclass(frozen=True)
 class LabelSaving:
     """One seed's :func:`label_saving`. ``labels`` is None when the strategy never reached the
@@ -85,6 +104,8 @@ class LabelSaving:
     reference_first_labels: int
     saving: float | None
     saving_vs_reference_first: float | None
+    labels_interpolated: float | None
+    saving_interpolated: float | None
 
 
 def label_saving(strategy: Sequence[tuple[int, float]], reference: Sequence[tuple[int, float]]) -> LabelSaving:
@@ -94,11 +115,16 @@ def label_saving(strategy: Sequence[tuple[int, float]], reference: Sequence[tupl
     above it. Rounds, not interpolation: a user can stop only where a round ends. Two savings,
     since the reference's own curve is not monotone: against the labels of its last round
     (``1 − L_s / L_ref``) and against the first round where it already had that accuracy
-    (``1 − L_s / L_ref_first``, the stricter one)."""
+    (``1 − L_s / L_ref_first``, the stricter one). ``labels_interpolated`` is ``L_s`` read
+    between rounds (:func:`labels_to_reach`), and ``saving_interpolated`` is
+    ``1 − labels_interpolated / L_ref``."""
     reference_labels, target = reference[-1]
     reference_first = next(labels for labels, accuracy in reference if accuracy >= target)
     reached = next((labels for labels, accuracy in strategy if accuracy >= target), None)
+    interpolated = labels_to_reach(strategy, target)
     return LabelSaving(
         target=target, labels=reached, reference_labels=reference_labels, reference_first_labels=reference_first,
         saving=None if reached is None else 1 - reached / reference_labels,
-        saving_vs_reference_first=None if reached is None else 1 - reached / reference_first)
+        saving_vs_reference_first=None if reached is None else 1 - reached / reference_first,
+        labels_interpolated=interpolated,
+        saving_interpolated=None if interpolated is None else 1 - interpolated / reference_labels)
