@@ -198,3 +198,20 @@ def test_a_killed_process_brings_the_launch_down_and_the_run_resumes(tmp_path, t
     assert done.returncode == 0, done.stderr[-3000:]
     for strategy in ("star", "random"):
         assert selections(out / strategy / "seed-0") == selections(reference / strategy / "seed-0")
+
+
+def test_answers_kept_at_selection_are_the_same_under_the_launch(tmp_path, tiny_model_dir):
+    """accuracy-weighted's answers at selection go through the sharded greedy generation: two
+    processes keep the same answers and so choose the same batches as one."""
+    args = ["--strategy", "accuracy-weighted", "--rounds", "2"]
+    one = tmp_path / "one"
+    assert main(["run", "--output", str(one), "--model", str(tiny_model_dir), "--quiet", *SMALL, *args]) == 0
+    two = tmp_path / "two"
+    done = launch(two, tiny_model_dir, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_one, run_two = one / "accuracy-weighted" / "seed-0", two / "accuracy-weighted" / "seed-0"
+    assert selections(run_two) == selections(run_one)
+    for r in range(3):
+        kept_one = json.loads((run_one / f"round-{r}" / "selection_answers.json").read_text())
+        kept_two = json.loads((run_two / f"round-{r}" / "selection_answers.json").read_text())
+        assert kept_two == kept_one
