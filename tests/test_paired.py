@@ -37,6 +37,19 @@ accuracy_curves = st.integers(1, 8).flatmap(lambda rounds: st.tuples(
     st.lists(st.floats(0, 1), min_size=rounds, max_size=rounds)))
 
 
+def reach_float64(labels: np.ndarray, accuracy: np.ndarray, target: float) -> float | None:
+    """The first crossing of the piecewise-linear curve: numpy's linear interpolation of
+    labels against accuracy over the segment that crosses (the curve inverted there)."""
+    hits = np.flatnonzero(accuracy >= target)
+    if hits.size == 0:
+        return None
+    i = hits[0]
+    if i == 0:
+        return float(labels[0])
+    # accuracy rises from below target to at/above it over [labels[i-1], labels[i]]: invert it.
+    return float(np.interp(target, [accuracy[i - 1], accuracy[i]], [labels[i - 1], labels[i]]))
+
+
 @settings(max_examples=80, deadline=None)
 @given(accuracy_curves, st.integers(1, 64), st.integers(1, 64))
 def test_label_saving_matches_a_float64_reference(curves, first, step):
@@ -54,36 +67,15 @@ def test_label_saving_matches_a_float64_reference(curves, first, step):
         assert got.labels == hits.min()
         assert got.saving == pytest.approx(1.0 - hits.min() / np.float64(labels[-1]), abs=1e-12)
         assert got.saving_vs_reference_first == pytest.approx(1.0 - hits.min() / np.float64(ref_first), abs=1e-12)
-
-
-def reach_float64(labels: np.ndarray, accuracy: np.ndarray, target: float) -> float | None:
-    """The first crossing of the piecewise-linear curve: numpy's linear interpolation of
-    labels against accuracy over the segment that crosses (the curve inverted there)."""
-    hits = np.flatnonzero(accuracy >= target)
-    if hits.size == 0:
-        return None
-    i = hits[0]
-    if i == 0:
-        return float(labels[0])
-    # accuracy rises from below target to at/above it over [labels[i-1], labels[i]]: invert it.
-    return float(np.interp(target, [accuracy[i - 1], accuracy[i]], [labels[i - 1], labels[i]]))
-
-
-@settings(max_examples=80, deadline=None)
-@given(accuracy_curves, st.integers(1, 64), st.integers(1, 64))
-def test_interpolated_saving_matches_a_float64_reference(curves, first, step):
-    strategy_acc, reference_acc = (np.asarray(c, dtype=np.float64) for c in curves)
-    labels = first + step * np.arange(len(strategy_acc))
-    got = label_saving(list(zip(labels.tolist(), strategy_acc)), list(zip(labels.tolist(), reference_acc)))
-    expected = reach_float64(labels.astype(np.float64), strategy_acc, reference_acc[-1])
-    if expected is None:
+    # Read between rounds: never later than the round that first reaches the target, never
+    # before the round before it.
+    between = reach_float64(labels.astype(np.float64), strategy_acc, target)
+    if between is None:
         assert got.labels_interpolated is None and got.saving_interpolated is None
     else:
-        assert got.labels_interpolated == pytest.approx(expected, abs=1e-9)
-        assert got.saving_interpolated == pytest.approx(1.0 - expected / labels[-1], abs=1e-12)
-        # Never later than the round that first reaches the target, never before the one before it.
-        assert labels[max(0, np.flatnonzero(strategy_acc >= reference_acc[-1])[0] - 1)] <= got.labels_interpolated
-        assert got.labels_interpolated <= got.labels
+        assert got.labels_interpolated == pytest.approx(between, abs=1e-9)
+        assert got.saving_interpolated == pytest.approx(1.0 - between / labels[-1], abs=1e-12)
+        assert labels[max(0, np.flatnonzero(strategy_acc >= target)[0] - 1)] <= got.labels_interpolated <= got.labels
 
 
 def test_labels_to_reach_interpolates():
