@@ -37,7 +37,7 @@ SETTINGS_ADDED_LATER: dict[str, Any] = {
     "strategy.probcover_delta": None,
     "strategy.weighted_clusters": 8,
     "strategy.adaptive_stability": 0.8,
-    "strategy.feedback_window": 2,  # read only by accuracy-weighted and learning-zone, which older runs cannot use
+    "strategy.feedback_window": 2,  # read only by accuracy-weighted and learning-zone: older runs cannot use them
     "strategy.feedback_prior": 1.0,
     "strategy.feedback_explore": 0.05,
     "strategy.random_share": 0.0,  # no mixed batch: what every run before it did
@@ -236,11 +236,13 @@ class StrategyConfig:
     # Low-budget strategies (strategies/probcover.py, cluster_weighted.py, adaptive.py):
     probcover_share: float = 0.02  # probcover: delta = median distance to the k-th neighbour, k = share*(N-1)
     probcover_delta: float | None = None  # probcover: a fixed ball radius instead (null: from the share)
-    weighted_clusters: int = 8  # cluster-weighted, accuracy-weighted, learning-zone: k-means clusters standing in for task labels
+    # cluster-weighted, accuracy-weighted, learning-zone: k-means clusters standing in for task labels
+    weighted_clusters: int = 8
     adaptive_stability: float = 0.8  # adaptive: STAR once round-to-round Spearman of the uncertainty >= this
-    # accuracy-weighted and learning-zone (strategies/accuracy_weighted.py, learning_zone.py): a cluster's held-out accuracy from the
-    # last `feedback_window` rounds of answers checked against their labels, smoothed by
-    # `feedback_prior` pseudo-answers (half right); every cluster keeps weight `feedback_explore`.
+    # accuracy-weighted and learning-zone (strategies/accuracy_weighted.py, learning_zone.py): a
+    # cluster's held-out accuracy from the last `feedback_window` rounds of answers checked against
+    # their labels, smoothed by `feedback_prior` pseudo-answers (half right); every cluster keeps
+    # weight `feedback_explore`.
     feedback_window: int = 2
     feedback_prior: float = 1.0
     feedback_explore: float = 0.05

@@ -112,7 +112,7 @@ def label_saving(strategy: Sequence[tuple[int, float]], reference: Sequence[tupl
     """``(labels, accuracy)`` per round of a strategy and of the reference on the same seed.
 
     The target is the reference's last-round accuracy; ``L_s`` the strategy's first round at or
-    above it. Rounds, not interpolation: a user can stop only where a round ends. Two savings,
+    above it, counted in rounds because a user can stop only where a round ends. Two savings,
     since the reference's own curve is not monotone: against the labels of its last round
     (``1 − L_s / L_ref``) and against the first round where it already had that accuracy
     (``1 − L_s / L_ref_first``, the stricter one). ``labels_interpolated`` is ``L_s`` read
